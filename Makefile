@@ -1,0 +1,41 @@
+# edgecnn: `make demo` runs the whole trip on generated data; `make test` runs the tests.
+# Both create the virtual environments they need. No model or data is downloaded at run time.
+PYTHON ?= python3
+VENV := .venv
+BOARD_VENV := .venv-board
+PY := $(VENV)/bin/python
+BOARD_PY := $(BOARD_VENV)/bin/python
+PYTEST_ARGS ?=
+
+.PHONY: venv board-venv demo test test-main test-board clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e ".[train-cpu,search,dev]"
+	touch $@
+
+# The board as Raspberry Pi OS has it: tflite-runtime 2.14, numpy 1.26, no TensorFlow.
+$(BOARD_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(BOARD_VENV)
+	$(BOARD_PY) -m pip install -q --upgrade pip
+	$(BOARD_PY) -m pip install -q -e ".[device-tflite]" "pytest==9.2.0" "hypothesis==6.170.15"
+	touch $@
+
+venv: $(VENV)/.installed
+board-venv: $(BOARD_VENV)/.installed
+
+demo: venv
+	$(VENV)/bin/edgecnn demo --out demo_out
+
+test: test-main test-board
+
+test-main: venv
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Device tests again under tflite-runtime and numpy 1, as on the board.
+test-board: board-venv
+	EDGECNN_BOARD_VENV=1 $(BOARD_PY) -m pytest -q -m device -p no:cacheprovider $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) $(BOARD_VENV) demo_out .pytest_cache

@@ -1,0 +1,1 @@
+"""edgecnn.converters: TFLite conversion, calibration sets, Edge TPU compatibility and compiler."""

@@ -1,0 +1,61 @@
+"""The ``edgecnn`` command line: thin click wrappers around library functions (DESIGN rule 4).
+
+Commands live one per module in this package and are imported only when invoked, so
+``edgecnn --help`` and the board-side commands never import TensorFlow (DESIGN rule 2).
+To add a command, write ``edgecnn/cli/<name>.py`` with a click command and add it to COMMANDS.
+"""
+
+import importlib
+import sys
+
+import click
+
+from edgecnn import __version__
+from edgecnn.errors import EdgecnnError
+
+# name -> (module, attribute, one-line help shown by `edgecnn --help` without importing it)
+COMMANDS = {
+    "finetune": ("edgecnn.cli.finetune", "finetune", "Fine-tune a pretrained backbone on DATA_DIR."),
+    "demo": ("edgecnn.cli.demo", "demo", "Run the whole trip on a generated demo dataset."),
+}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a command's module only when that command is used."""
+
+    def list_commands(self, ctx):
+        return sorted(COMMANDS)
+
+    def get_command(self, ctx, name):
+        if name not in COMMANDS:
+            return None
+        module, attr, _ = COMMANDS[name]
+        return getattr(importlib.import_module(module), attr)
+
+    def format_commands(self, ctx, formatter):
+        rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except EdgecnnError as exc:
+            # User errors: one clear line, exit 2, no traceback (DESIGN rule 8).
+            click.echo(f"Error: {exc}", err=True)
+            ctx.exit(2)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="edgecnn")
+def cli():
+    """edgecnn: from a folder of labelled photos to a classifier on a Raspberry Pi or Coral board."""
+
+
+def main(argv=None):
+    """Console-script entry point."""
+    return cli.main(args=argv, prog_name="edgecnn")
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

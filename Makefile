@@ -35,7 +35,7 @@ test-main: venv
 
 # Device tests again under tflite-runtime and numpy 1, as on the board.
 test-board: board-venv
-	EDGECNN_BOARD_VENV=1 $(BOARD_PY) -m pytest -q -m device -p no:cacheprovider $(PYTEST_ARGS)
+	EDGECNN_BOARD_VENV=1 $(BOARD_PY) -m pytest -q -p no:cacheprovider tests/device $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) $(BOARD_VENV) demo_out .pytest_cache

@@ -13,6 +13,21 @@ Layout of BUNDLE_DIR::
     golden/NNN.png          optional source image of a golden sample (lossless)
     edgecnn.json            the manifest
 
+The ``model`` section: ``tflite`` (file name), ``edgetpu`` (file name or null), ``fallbacks`` (list of
+file names, same labels), ``quantization`` (int8|float16|dynamic|float32), ``input_size`` [H, W],
+``input_dtype``, ``output_dtype``, ``resize`` (bilinear|area|nearest), ``color_order`` ("RGB"),
+``input_mean`` and ``input_std`` (the model's real input is ``(pixel - mean) / std``: 0 and 1 for
+edgecnn models, whose graph rescales itself). Quantization scale and zero point are never stored
+here: they are read from the .tflite file (DESIGN rule 6).
+
+Each ``golden`` sample: ``{"input": "golden/000.npy", "source": "golden/000.png", "scores": [...],
+"atol": float}``. ``input`` is the H×W×3 uint8 RGB image already resized to the model's size (what
+``devices.preprocess.resize_rgb`` returns); ``source`` is an optional lossless image of any size
+whose OpenCV decode, converted to RGB and resized with the manifest's method, must equal ``input``
+exactly; ``scores`` are the dequantized output probabilities the converted model gave on the
+workstation; ``atol`` is the tolerance (about two output quantization steps for integer outputs, so
+kernels of another interpreter build still pass).
+
 The manifest's ``files`` maps every file's relative path to its sha256 and size; a bundle whose
 files do not match is refused (BundleError), so the previous bundle stays in use.
 """

@@ -48,3 +48,11 @@ def pretrained_dir(shared_dir) -> Path:
 @pytest.fixture
 def python_exe() -> str:
     return sys.executable
+
+
+@pytest.fixture(scope="session")
+def demo_data(tmp_path_factory) -> Path:
+    """A generated class-folder dataset (4 classes x 60 images, 96 px JPEGs; edgecnn.synth, seed 0)."""
+    from edgecnn.synth import make_demo_dataset
+
+    return make_demo_dataset(tmp_path_factory.mktemp("demo_data") / "data", per_class=60, size=96, seed=0)

@@ -1,0 +1,391 @@
+"""Datasets from a folder of labelled photos: find the classes, scan every file, split, load.
+
+Two layouts are understood:
+
+* ``folders``: ``DATA_DIR/<class>/*.jpg``; a seeded, stratified train/val/test split is made
+  (deterministic for a given seed: file lists are sorted before shuffling);
+* ``splits``: ``DATA_DIR/train/<class>/``, ``DATA_DIR/val/<class>/`` and optionally
+  ``DATA_DIR/test/<class>/``, used as given.
+
+Class folders sorted by name give the label order. Hidden files and folders are ignored. Every
+file is scanned (fully decoded) before training; bad files are skipped and reported, never fatal.
+No TensorFlow here: ``finetune`` turns the arrays from ``load_images`` into tensors itself.
+"""
+
+import hashlib
+import os
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Dict, List, Optional, Tuple
+
+import numpy as np
+
+from edgecnn.errors import DataError
+from edgecnn.scan import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ScanResult, scan_file
+
+SPLIT_NAMES = ("train", "val", "test")
+_FIX_LAYOUT = ("Put the images in one sub-folder per class: DATA_DIR/<class>/*.jpg, or "
+               "DATA_DIR/train/<class>/ and DATA_DIR/val/<class>/ (optionally DATA_DIR/test/<class>/).")
+
+
+@dataclass
+class Sample:
+    """One usable image: absolute path, integer label, sha256 of the file's bytes."""
+
+    path: Path
+    label: int
+    sha256: str
+
+
+@dataclass
+class Dataset:
+    """The scanned and split dataset.
+
+    Attributes:
+        root: DATA_DIR (absolute).
+        layout: ``"folders"`` or ``"splits"``.
+        labels: class names in label order.
+        splits: ``{"train": [...], "val": [...]}`` plus ``"test"`` when there is one.
+        skipped: ``[{"path": relative path, "reason": ...}]`` for files not used.
+        warnings: ``[{"path": ..., "reason": ...}]`` for files kept with a warning (a PNG named
+            .jpg) and dataset-level notes (no test split, a class missing from val...).
+    """
+
+    root: Path
+    layout: str
+    labels: List[str]
+    splits: Dict[str, List[Sample]]
+    skipped: List[dict] = field(default_factory=list)
+    warnings: List[dict] = field(default_factory=list)
+
+    def class_counts(self) -> dict:
+        """``{split: {label name: number of images}}`` (every label listed, zeros included)."""
+        out = {}
+        for split, samples in self.splits.items():
+            counts = np.bincount([s.label for s in samples], minlength=len(self.labels))
+            out[split] = {name: int(n) for name, n in zip(self.labels, counts)}
+        return out
+
+    def imbalance_ratio(self) -> float:
+        """Largest over smallest class in train (``inf`` when a class has no train image)."""
+        counts = list(self.class_counts().get("train", {}).values())
+        if not counts:
+            return float("nan")
+        if min(counts) == 0:
+            return float("inf")
+        return max(counts) / min(counts)
+
+    def to_json(self) -> dict:
+        """A JSON-safe description (paths relative to ``root``), e.g. for run.json."""
+        root = Path(self.root)
+        return {
+            "root": str(root),
+            "layout": self.layout,
+            "labels": list(self.labels),
+            "splits": {
+                split: [{"path": _rel(s.path, root), "label": self.labels[s.label], "sha256": s.sha256}
+                        for s in samples]
+                for split, samples in self.splits.items()
+            },
+            "class_counts": self.class_counts(),
+            "imbalance_ratio": self.imbalance_ratio(),
+            "skipped": [dict(d) for d in self.skipped],
+            "warnings": [dict(d) for d in self.warnings],
+        }
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Dataset":
+        """Rebuild a Dataset written by ``to_json`` (paths resolved against ``root``)."""
+        root = Path(d["root"])
+        labels = list(d["labels"])
+        index = {name: i for i, name in enumerate(labels)}
+        splits = {}
+        for split, items in d["splits"].items():
+            try:
+                splits[split] = [Sample((root / item["path"]).absolute(), index[item["label"]], item["sha256"])
+                                 for item in items]
+            except KeyError as exc:
+                raise DataError(f"dataset description names label {exc} in split '{split}', which is not one "
+                                f"of its labels {labels}. The file was edited or is corrupt; rebuild it.") from None
+        return cls(root=root, layout=d["layout"], labels=labels, splits=splits,
+                   skipped=[dict(x) for x in d.get("skipped", [])],
+                   warnings=[dict(x) for x in d.get("warnings", [])])
+
+
+def _rel(path, root) -> str:
+    try:
+        return Path(path).relative_to(root).as_posix()
+    except ValueError:
+        return Path(path).as_posix()
+
+
+def _visible(path: Path) -> bool:
+    return not path.name.startswith(".")
+
+
+def _class_dirs(folder: Path) -> List[Path]:
+    return sorted((p for p in folder.iterdir() if p.is_dir() and _visible(p)), key=lambda p: p.name)
+
+
+def _files_in(folder: Path) -> List[Path]:
+    """Every visible file under ``folder`` (recursively, hidden folders skipped), sorted."""
+    out = []
+    for dirpath, dirnames, filenames in os.walk(folder):
+        dirnames[:] = [d for d in dirnames if not d.startswith(".")]
+        out.extend(Path(dirpath) / f for f in filenames if not f.startswith("."))
+    return sorted(out, key=lambda p: p.as_posix())
+
+
+def sha256_file(path, chunk: int = 1 << 20) -> str:
+    """sha256 hex digest of a file, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(chunk), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def _workers() -> int:
+    return max(1, min(8, os.cpu_count() or 1))
+
+
+def _progress_map(func, items, progress: bool, description: str):
+    """``[func(x) for x in items]`` on a thread pool (Pillow and OpenCV release the GIL)."""
+    items = list(items)
+    if not items:
+        return []
+    with ThreadPoolExecutor(max_workers=_workers()) as pool:
+        if not progress:
+            return list(pool.map(func, items))
+        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+        results = []
+        with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                      TimeRemainingColumn(), transient=True) as bar:
+            task = bar.add_task(description, total=len(items))
+            for result in pool.map(func, items):
+                results.append(result)
+                bar.advance(task)
+        return results
+
+
+def _scan_one(path: Path, max_pixels: int) -> Tuple[ScanResult, Optional[str]]:
+    result = scan_file(path, max_pixels)
+    digest = sha256_file(path) if result.ok else None
+    return result, digest
+
+
+def _check_root(data_dir) -> Path:
+    root = Path(data_dir).expanduser()
+    if not root.exists():
+        raise DataError(f"data folder '{root}' does not exist. Pass the folder that holds one sub-folder "
+                        "per class (DATA_DIR/<class>/*.jpg).")
+    if not root.is_dir():
+        raise DataError(f"'{root}' is not a folder. Pass DATA_DIR, the folder that holds one sub-folder per "
+                        "class, not a file.")
+    return root.resolve()
+
+
+def _detect_layout(root: Path):
+    """Return ``(layout, {split: {label: folder}})``; splits is None for the folders layout."""
+    if (root / "train").is_dir():
+        if not (root / "val").is_dir():
+            raise DataError(f"'{root}' has a train/ folder but no val/ folder. Add {root / 'val'}/<class>/ "
+                            "folders, or put every class folder directly in DATA_DIR and edgecnn makes the "
+                            "split.")
+        per_split = {}
+        for split in SPLIT_NAMES:
+            if (root / split).is_dir():
+                per_split[split] = {p.name: p for p in _class_dirs(root / split)}
+        return "splits", per_split
+    return "folders", {"all": {p.name: p for p in _class_dirs(root)}}
+
+
+def load_dataset(data_dir, val_fraction: float = 0.2, test_fraction: float = 0.1, seed: int = 0,
+                 max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = False) -> Dataset:
+    """Find the classes of ``data_dir``, scan every file and split into train/val[/test].
+
+    Args:
+        data_dir: DATA_DIR, in the ``folders`` or ``splits`` layout (see the module docstring).
+        val_fraction: share of each class in val (``folders`` layout only).
+        test_fraction: share of each class in test (``folders`` layout only; 0 for no test split).
+        seed: seed of the stratified split (``folders`` layout only).
+        max_pixels: decompression-bomb limit per image.
+        progress: show a progress bar while scanning.
+
+    Returns:
+        A Dataset. Bad files are in ``skipped`` with their reason; files kept with a warning
+        (wrong extension) are in ``warnings``.
+
+    Raises:
+        DataError: for a missing or empty folder, fewer than two classes, or a class too small
+            for the split; the message names the value at fault and the fix.
+    """
+    if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise DataError(f"val_fraction={val_fraction} and test_fraction={test_fraction} must each be in [0, 1) "
+                        "and sum to less than 1, so that train keeps some images.")
+    root = _check_root(data_dir)
+    layout, per_split = _detect_layout(root)
+    if layout == "splits":
+        labels = sorted(per_split["train"])
+    else:
+        labels = sorted(per_split["all"])
+    if not labels:
+        where = root / "train" if layout == "splits" else root
+        raise DataError(f"'{where}' has no class folders. {_FIX_LAYOUT}")
+    if len(labels) == 1:
+        where = root / "train" if layout == "splits" else root
+        raise DataError(f"'{where}' has only one class ('{labels[0]}'); a classifier needs at least 2. Add a "
+                        f"folder per class next to '{labels[0]}'.")
+    index = {name: i for i, name in enumerate(labels)}
+    notes: List[dict] = []
+    if layout == "splits":
+        for split, classes in per_split.items():
+            extra = sorted(set(classes) - set(labels))
+            if extra:
+                raise DataError(f"'{root / split}' has class folders {extra} that '{root / 'train'}' does not "
+                                f"have. Every class in {split}/ needs training images in train/<class>/; add "
+                                "them or remove the folders.")
+
+    # Gather every (split, label, file), then scan them all in one pool.
+    jobs = []  # (split key, label index, path)
+    for split, classes in per_split.items():
+        for name, folder in sorted(classes.items()):
+            jobs.extend((split, index[name], p) for p in _files_in(folder))
+    results = _progress_map(lambda job: _scan_one(job[2], max_pixels), jobs, progress, "Scanning images")
+
+    skipped: List[dict] = []
+    good: Dict[str, Dict[int, List[Sample]]] = {s: {i: [] for i in range(len(labels))} for s in per_split}
+    for (split, label, path), (result, digest) in zip(jobs, results):
+        rel = _rel(path, root)
+        if not result.ok:
+            skipped.append({"path": rel, "reason": result.reason})
+            continue
+        if result.reason:
+            notes.append({"path": rel, "reason": result.reason})
+        good[split][label].append(Sample(path, label, digest))
+
+    total = sum(len(v) for per in good.values() for v in per.values())
+    if total == 0:
+        sample = "; ".join(f"{d['path']}: {d['reason']}" for d in skipped[:3]) or "the class folders are empty"
+        raise DataError(f"'{root}' has class folders ({', '.join(labels)}) but no usable images "
+                        f"({len(skipped)} files skipped: {sample}). Supported extensions: "
+                        f"{', '.join(sorted(IMAGE_EXTENSIONS))}.")
+
+    if layout == "splits":
+        splits = _given_splits(root, labels, good, notes)
+    else:
+        splits = _stratified_split(root, labels, good["all"], val_fraction, test_fraction, seed)
+        if test_fraction == 0:
+            notes.append({"path": "", "reason": "no test split (test_fraction=0): final numbers come from val"})
+    return Dataset(root=root, layout=layout, labels=labels, splits=splits, skipped=skipped, warnings=notes)
+
+
+def _given_splits(root, labels, good, notes) -> Dict[str, List[Sample]]:
+    for i, name in enumerate(labels):
+        n = len(good["train"][i])
+        if n == 0:
+            raise DataError(f"class '{name}' has 0 usable images in '{root / 'train' / name}'; every class needs "
+                            "training images. Add images there or remove the class folder.")
+    for split in ("val", "test"):
+        if split not in good:
+            continue
+        missing = [labels[i] for i in range(len(labels)) if not good[split][i]]
+        if len(missing) == len(labels):
+            raise DataError(f"'{root / split}' has no usable images. Add {split}/<class>/ images or remove the "
+                            f"{split}/ folder.")
+        if missing:
+            notes.append({"path": split, "reason": f"no {split} images for class(es) {', '.join(missing)}: "
+                                                   f"their {split} accuracy cannot be measured"})
+    if "test" not in good:
+        notes.append({"path": "", "reason": "no test/ folder: final numbers come from val"})
+    return {split: [s for i in range(len(labels)) for s in per[i]] for split, per in good.items()}
+
+
+def _stratified_split(root, labels, per_class, val_fraction, test_fraction, seed) -> Dict[str, List[Sample]]:
+    rng = np.random.default_rng(seed)
+    names = ["train", "val"] + (["test"] if test_fraction > 0 else [])
+    need = 1 + (val_fraction > 0) + (test_fraction > 0)
+    splits = {s: [] for s in names}
+    for i, name in enumerate(labels):
+        samples = per_class[i]  # sorted by path already
+        n = len(samples)
+        if n < need:
+            parts = "train/val/test" if test_fraction > 0 else "train/val"
+            raise DataError(f"class '{name}' has only {n} usable image{'s' if n != 1 else ''} in "
+                            f"'{root / name}'; a {parts} split needs at least {need} per class. Add images to "
+                            f"'{name}', or lower test_fraction (--test-fraction 0 makes no test split).")
+        n_val = max(1, int(round(n * val_fraction))) if val_fraction > 0 else 0
+        n_test = max(1, int(round(n * test_fraction))) if test_fraction > 0 else 0
+        while n - n_val - n_test < 1:  # keep at least one training image
+            if n_val >= n_test and n_val > 1:
+                n_val -= 1
+            else:
+                n_test -= 1
+        order = rng.permutation(n)
+        picked = [samples[j] for j in order]
+        splits["val"].extend(picked[:n_val])
+        if test_fraction > 0:
+            splits["test"].extend(picked[n_val:n_val + n_test])
+        splits["train"].extend(picked[n_val + n_test:])
+    for s in names:  # stable order inside a split: by label, then path
+        splits[s].sort(key=lambda x: (x.label, x.path.as_posix()))
+    return splits
+
+
+def _load_one(sample: Sample, size, resize: str) -> np.ndarray:
+    from edgecnn.devices.preprocess import resize_rgb
+    from edgecnn.scan import load_image_rgb
+
+    return resize_rgb(load_image_rgb(sample.path), size, resize)
+
+
+def load_images(samples, size, resize: str = "area", progress: bool = False) -> Tuple[np.ndarray, np.ndarray]:
+    """Decode and resize ``samples`` into arrays.
+
+    Args:
+        samples: Samples (e.g. ``dataset.splits["train"]``).
+        size: ``(height, width)`` or a square size in pixels.
+        resize: ``area``, ``bilinear`` or ``nearest``: the same function as on the board
+            (``edgecnn.devices.preprocess.resize_rgb``).
+        progress: show a progress bar.
+
+    Returns:
+        ``(x, y)``: x is N x H x W x 3 uint8 RGB, y is N int64 labels.
+    """
+    samples = list(samples)
+    h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
+    x = np.empty((len(samples), h, w, 3), dtype=np.uint8)
+    images = _progress_map(lambda s: _load_one(s, (h, w), resize), samples, progress, "Loading images")
+    for i, img in enumerate(images):
+        x[i] = img
+    y = np.asarray([s.label for s in samples], dtype=np.int64)
+    return x, y
+
+
+def format_summary(dataset: Dataset) -> str:
+    """A short human summary: classes, counts per split, imbalance, skipped files and warnings."""
+    counts = dataset.class_counts()
+    lines = [f"Dataset {dataset.root} ({dataset.layout} layout): {len(dataset.labels)} classes"]
+    width = max(len(n) for n in dataset.labels)
+    header = "  " + "class".ljust(width) + "".join(f"{s:>8}" for s in counts)
+    lines.append(header)
+    for name in dataset.labels:
+        lines.append("  " + name.ljust(width) + "".join(f"{counts[s][name]:>8}" for s in counts))
+    lines.append("  " + "total".ljust(width) + "".join(f"{sum(counts[s].values()):>8}" for s in counts))
+    ratio = dataset.imbalance_ratio()
+    note = " (imbalanced: consider class weights or more images)" if ratio >= 3 else ""
+    lines.append(f"Imbalance ratio (train, largest/smallest class): {ratio:.2f}{note}")
+    if "test" not in dataset.splits:
+        lines.append("No test split: final numbers come from val.")
+    if dataset.skipped:
+        lines.append(f"Skipped {len(dataset.skipped)} file(s):")
+        lines.extend(f"  {d['path']}: {d['reason']}" for d in dataset.skipped)
+    kept = [d for d in dataset.warnings if d.get("path") and "kept" in d.get("reason", "")]
+    if kept:
+        lines.append(f"Kept with a warning {len(kept)} file(s):")
+        lines.extend(f"  {d['path']}: {d['reason']}" for d in kept)
+    other = [d for d in dataset.warnings if d not in kept and not d.get("reason", "").startswith("no test")]
+    lines.extend(f"Note: {d['path'] + ': ' if d['path'] else ''}{d['reason']}" for d in other)
+    return "\n".join(lines)

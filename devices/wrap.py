@@ -1,0 +1,135 @@
+"""Wrap an existing .tflite classifier (e.g. Coral's ImageNet models) into a bundle. No TensorFlow.
+
+The model section is read from the model itself (input size and dtypes); golden samples are
+computed with the interpreter on this machine, from the given images or, without any, from a few
+deterministic synthetic ones, so ``edgecnn run BUNDLE --self-test`` on the board compares against
+them. Each golden sample stores the resized input (``golden/NNN.npy``) and a lossless PNG source
+(``golden/NNN.png``) whose OpenCV decode resizes to exactly that input.
+"""
+
+import io
+from pathlib import Path
+
+import numpy as np
+
+from edgecnn.bundle import MODEL, MODEL_EDGETPU, RESIZE_METHODS, make_manifest, write_bundle
+from edgecnn.devices import backends
+from edgecnn.devices.preprocess import bgr_to_rgb, resize_rgb, to_input_tensor
+from edgecnn.errors import BundleError
+
+
+def read_labels(path) -> list:
+    """One class name per line (blank lines at the end dropped)."""
+    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    while lines and not lines[-1].strip():
+        lines.pop()
+    return [line.strip() for line in lines]
+
+
+def synthetic_images(count=3, size=(96, 128), seed=0):
+    """Deterministic RGB test images: gradients plus noise."""
+    rng = np.random.default_rng(seed)
+    height, width = size
+    yy, xx = np.mgrid[0:height, 0:width]
+    images = []
+    for i in range(count):
+        base = np.stack([(xx * (i + 1) * 3) % 256, (yy * (i + 2) * 2) % 256, ((xx + yy) * (i + 1)) % 256], -1)
+        noise = rng.integers(0, 64, size=(height, width, 3))
+        images.append(np.clip(base + noise, 0, 255).astype(np.uint8))
+    return images
+
+
+def _quantization_mode(details: dict) -> str:
+    if details["input"]["dtype"] in ("uint8", "int8"):
+        return "int8"  # full integer (Coral's uint8 models included; input_dtype says which)
+    return "float32"
+
+
+def _load_rgb(image):
+    import cv2
+
+    if isinstance(image, np.ndarray):
+        return np.ascontiguousarray(image)
+    bgr = cv2.imread(str(image), cv2.IMREAD_COLOR)
+    if bgr is None:
+        raise BundleError(f"cannot read golden image '{image}' with OpenCV.")
+    return bgr_to_rgb(bgr)
+
+
+def golden_samples(interpreter, images, size, resize, mean, std, source_max=256):
+    """``(files, samples)``: golden inputs, PNG sources and the interpreter's dequantized scores."""
+    import cv2
+
+    dtype, scale, zero_point = backends.input_quantization(interpreter)
+    out_scale = float(backends.output_details(interpreter, "quantization")[0])
+    out_integer = np.dtype(backends.output_details(interpreter, "dtype")).kind in "iu"
+    atol = 2.0 * out_scale if out_integer and out_scale else 1e-3
+    files, samples = {}, []
+    for i, image in enumerate(images):
+        rgb = _load_rgb(image)
+        longest = max(rgb.shape[:2])
+        if longest > source_max:  # keep the bundle small: the stored source is the golden image itself
+            factor = source_max / longest
+            rgb = resize_rgb(rgb, (max(1, round(rgb.shape[0] * factor)), max(1, round(rgb.shape[1] * factor))),
+                             "area")
+        resized = resize_rgb(rgb, size, resize)
+        backends.set_input(interpreter, to_input_tensor(resized, size, resize, dtype, scale, zero_point, mean, std))
+        interpreter.invoke()
+        scores = backends.output_scores(interpreter)
+        buf = io.BytesIO()
+        np.save(buf, resized, allow_pickle=False)
+        ok, png = cv2.imencode(".png", rgb[..., ::-1])
+        if not ok:
+            raise BundleError("cannot encode a golden source as PNG")
+        files[f"golden/{i:03d}.npy"] = buf.getvalue()
+        files[f"golden/{i:03d}.png"] = png.tobytes()
+        samples.append({"input": f"golden/{i:03d}.npy", "source": f"golden/{i:03d}.png",
+                        "scores": [round(float(v), 8) for v in scores], "atol": atol,
+                        "top1": int(np.argmax(scores))})
+    return files, samples
+
+
+def wrap_tflite(model, labels, out, mean=0.0, std=1.0, edgetpu_model=None, fallbacks=(), resize="bilinear",
+                images=None, backend="auto", decision=None, source=None):
+    """Write a bundle around an existing .tflite classifier.
+
+    Args:
+        model: the CPU .tflite (becomes ``model.tflite``).
+        labels: a labels file (one per line) or a list, in output order.
+        out: the bundle folder to write (replaced atomically).
+        mean, std: the model's real input is ``(pixel - mean) / std`` (Coral ImageNet models: 128, 128).
+        edgetpu_model: optional ``*_edgetpu.tflite`` twin (becomes ``model_edgetpu.tflite``).
+        fallbacks: optional fallback .tflite files with the same labels.
+        resize: bilinear, area or nearest.
+        images: golden images (paths or RGB arrays); 3 synthetic ones when None.
+
+    Returns:
+        The bundle path.
+    """
+    if resize not in RESIZE_METHODS:
+        raise BundleError(f"unknown resize method '{resize}'; use one of {', '.join(RESIZE_METHODS)}")
+    labels = read_labels(labels) if isinstance(labels, (str, Path)) else list(labels)
+    details = backends.probe_model(model, backend)
+    classes = int(details["output"]["shape"][-1])
+    if classes != len(labels):
+        raise BundleError(f"model '{model}' has {classes} outputs but the labels list has {len(labels)} entries.")
+    interpreter, _ = backends.make_interpreter(model, backend)
+    size = backends.input_size(interpreter)
+    golden_files, samples = golden_samples(interpreter, images if images is not None else synthetic_images(),
+                                           size, resize, mean, std)
+    files = {MODEL: Path(model), **golden_files}
+    fallback_names = []
+    for i, path in enumerate(fallbacks):
+        backends.probe_model(path, backend)
+        fallback_names.append(f"fallback{i}.tflite")
+        files[fallback_names[-1]] = Path(path)
+    if edgetpu_model:
+        backends.check_model_file(edgetpu_model)
+        files[MODEL_EDGETPU] = Path(edgetpu_model)
+    section = {"tflite": MODEL, "edgetpu": MODEL_EDGETPU if edgetpu_model else None, "fallbacks": fallback_names,
+               "quantization": _quantization_mode(details), "input_size": list(size),
+               "input_dtype": details["input"]["dtype"], "output_dtype": details["output"]["dtype"],
+               "resize": resize, "color_order": "RGB", "input_mean": float(mean), "input_std": float(std)}
+    manifest = make_manifest(labels, section, decision=decision, golden=samples,
+                             source=source or {"wrapped": Path(model).name})
+    return write_bundle(out, files, manifest)

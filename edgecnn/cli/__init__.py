@@ -15,6 +15,9 @@ from edgecnn.errors import EdgecnnError
 
 # name -> (module, attribute, one-line help shown by `edgecnn --help` without importing it)
 COMMANDS = {
+    "run": ("edgecnn.cli.run", "run", "Classify camera/video frames on the board with a bundle (no TensorFlow)."),
+    "benchmark": ("edgecnn.cli.benchmark", "benchmark", "Invoke latency, throughput and peak RSS of a model or bundle."),
+    "bundle": ("edgecnn.cli.bundle", "bundle", "Wrap an existing .tflite into a bundle; verify a bundle."),
     "finetune": ("edgecnn.cli.finetune", "finetune", "Fine-tune a pretrained backbone on DATA_DIR."),
     "demo": ("edgecnn.cli.demo", "demo", "Run the whole trip on a generated demo dataset."),
 }

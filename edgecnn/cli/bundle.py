@@ -1,0 +1,62 @@
+"""``edgecnn bundle wrap|verify``: wrap an existing .tflite into a bundle; check a bundle. No TensorFlow."""
+
+import click
+
+from edgecnn.cli.common import emit, output_options
+
+
+@click.group("bundle")
+def bundle():
+    """Wrap an existing .tflite into a bundle, or verify a bundle."""
+
+
+@bundle.command("wrap")
+@click.argument("model", type=click.Path(exists=True, dir_okay=False))
+@click.option("--labels", required=True, type=click.Path(exists=True, dir_okay=False),
+              help="One class name per line, in output order.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="The bundle folder to write.")
+@click.option("--mean", type=float, default=0.0, show_default=True, help="Input mean: the model sees (pixel - mean) / std.")
+@click.option("--std", type=float, default=1.0, show_default=True, help="Input std (Coral ImageNet models: 128 and 128).")
+@click.option("--edgetpu-model", type=click.Path(exists=True, dir_okay=False), default=None,
+              help="The *_edgetpu.tflite twin, stored as model_edgetpu.tflite.")
+@click.option("--fallback", "fallbacks", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="A fallback .tflite with the same labels; repeatable.")
+@click.option("--resize", type=click.Choice(["bilinear", "area", "nearest"]), default="bilinear", show_default=True)
+@click.option("--image", "images", multiple=True, type=click.Path(exists=True, dir_okay=False),
+              help="Golden sample image; repeatable (default: 3 synthetic images).")
+@click.option("--backend", type=click.Choice(["auto", "litert", "tflite-runtime", "tensorflow"]), default="auto",
+              show_default=True, help="Interpreter that computes the golden scores.")
+@output_options
+def wrap(model, labels, out, mean, std, edgetpu_model, fallbacks, resize, images, backend, quiet, as_json):
+    """Wrap MODEL into a bundle with golden samples computed by the interpreter."""
+    from edgecnn.bundle import load_manifest
+    from edgecnn.devices.wrap import wrap_tflite
+
+    path = wrap_tflite(model, labels, out, mean=mean, std=std, edgetpu_model=edgetpu_model, fallbacks=fallbacks,
+                       resize=resize, images=list(images) or None, backend=backend)
+    manifest = load_manifest(path)
+    result = {"bundle": str(path), "files": sorted(manifest["files"]), "labels": len(manifest["labels"]),
+              "model": manifest["model"], "golden": len(manifest["golden"])}
+    emit(result, as_json, quiet, f"wrote bundle {path}: {len(manifest['labels'])} labels, "
+                                 f"{len(manifest['golden'])} golden samples, files {', '.join(result['files'])}")
+
+
+@bundle.command("verify")
+@click.argument("bundle_dir", type=click.Path(file_okay=False))
+@click.option("--self-test", "self_test", is_flag=True, help="Also run the golden samples on this machine.")
+@click.option("--backend", type=click.Choice(["auto", "litert", "tflite-runtime", "tensorflow"]), default="auto",
+              show_default=True)
+@output_options
+def verify(bundle_dir, self_test, backend, quiet, as_json):
+    """Check every file's sha256 (and with --self-test the golden samples); exit 2 naming what differs."""
+    if self_test:
+        from edgecnn.devices.selftest import check
+
+        report = check(bundle_dir, backend)
+        emit(report, as_json, quiet, lambda: "\n".join(f"ok  {line}" for line in report["checks"]))
+        return
+    from edgecnn.bundle import verify_bundle
+
+    manifest = verify_bundle(bundle_dir)
+    result = {"ok": True, "bundle": str(bundle_dir), "files": len(manifest["files"])}
+    emit(result, as_json, quiet, f"ok: {len(manifest['files'])} files match their sha256 in {bundle_dir}")

@@ -56,3 +56,28 @@ def demo_data(tmp_path_factory) -> Path:
     from edgecnn.synth import make_demo_dataset
 
     return make_demo_dataset(tmp_path_factory.mktemp("demo_data") / "data", per_class=60, size=96, seed=0)
+
+
+@pytest.fixture(scope="session")
+def mini_run(tmp_path_factory, demo_data) -> Path:
+    """A RUN_DIR of a small flat CNN (32 px, conv/BN blocks) trained 20 epochs on demo_data (~3 s)."""
+    from convert_helpers import make_run, mini_model
+
+    return make_run(tmp_path_factory.mktemp("mini_run") / "run", demo_data, mini_model(4, 32), size=32, epochs=20)
+
+
+@pytest.fixture(scope="session")
+def tiny_bundle(tmp_path_factory, request) -> Path:
+    """An int8 bundle (uint8 I/O, drawn calibration, golden samples) of ``tiny_run``.
+
+    Uses the finetune helper's ``tiny_run`` fixture when it is defined, else ``mini_run``.
+    """
+    from edgecnn.converters.bundle_writer import convert_run
+
+    try:
+        run = request.getfixturevalue("tiny_run")
+    except pytest.FixtureLookupError:
+        run = request.getfixturevalue("mini_run")
+    out = tmp_path_factory.mktemp("tiny_bundle") / "bundle"
+    convert_run(run, out, mode="int8", io="uint8", calibration_size=32, eval_size=64, golden=4)
+    return out

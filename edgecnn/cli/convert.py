@@ -1,0 +1,40 @@
+"""``edgecnn convert RUN_DIR --int8 --out BUNDLE_DIR``: a thin wrapper around converters.bundle_writer."""
+
+import click
+
+from edgecnn.cli.common import emit, output_options
+
+
+@click.command("convert")
+@click.argument("run_dir", type=click.Path(file_okay=False))
+@click.option("--out", "out", required=True, type=click.Path(file_okay=False), help="The bundle folder to write.")
+@click.option("--int8", "mode", flag_value="int8", help="Full-integer model calibrated on training images (default).")
+@click.option("--float16", "mode", flag_value="float16", help="float16 weights, float compute.")
+@click.option("--dynamic", "mode", flag_value="dynamic", help="int8 weights, float activations (no calibration).")
+@click.option("--float32", "mode", flag_value="float32", help="Plain float32 model.")
+@click.option("--io", type=click.Choice(["uint8", "int8", "float32"]), default="uint8", show_default=True,
+              help="Input and output type of an --int8 model.")
+@click.option("--calibration", type=click.Path(), default=None,
+              help="Calibration folder (from `edgecnn calibration select`, or any folder of training images). "
+                   "Default: drawn from the run's train split.")
+@click.option("--calibration-size", type=click.IntRange(1), default=100, show_default=True,
+              help="Images to draw when --calibration is not given.")
+@click.option("--fallback", "fallbacks", multiple=True, type=click.Path(file_okay=False),
+              help="Another bundle whose model.tflite is added as a fallback model (same labels). Repeatable.")
+@click.option("--edgetpu", is_flag=True, help="Check Edge TPU compatibility and compile with edgetpu_compiler "
+                                              "when it is on PATH (implies --int8 --io uint8).")
+@click.option("--require-edgetpu", is_flag=True, help="Fail when edgetpu_compiler is absent or maps no op to the TPU.")
+@click.option("--eval-size", type=click.IntRange(0), default=500, show_default=True,
+              help="Held-out images for the quick float-vs-quantized accuracy (0 skips it).")
+@click.option("--golden", type=click.IntRange(0), default=4, show_default=True, help="Golden samples to store.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the drawn calibration set.")
+@output_options
+def convert(run_dir, out, mode, io, calibration, calibration_size, fallbacks, edgetpu, require_edgetpu, eval_size,
+            golden, seed, quiet, as_json):
+    """Convert RUN_DIR's model to TFLite and write a verified bundle to --out."""
+    from edgecnn.converters.bundle_writer import convert_run, format_summary
+
+    result = convert_run(run_dir, out, mode=mode or "int8", io=io, calibration=calibration,
+                         calibration_size=calibration_size, fallbacks=fallbacks, edgetpu=edgetpu or require_edgetpu,
+                         require_edgetpu=require_edgetpu, eval_size=eval_size, golden=golden, seed=seed)
+    emit(result, as_json, quiet, lambda: format_summary(result))

@@ -51,11 +51,13 @@ def load_edgetpu_delegate(backend, device: str = None):
     """Load the libedgetpu delegate with ``backend.load_delegate``; DeviceError when it cannot."""
     library = edgetpu_library()
     options = {"device": device} if device else {}
+    error = None
     with _quiet_delegate_del():
         try:
             return backend.load_delegate(library, options)
         except (OSError, ValueError, RuntimeError) as exc:
-            raise DeviceError(f"cannot load the Edge TPU delegate '{library}' ({exc}); {INSTALL_HINT}.") from None
+            error = str(exc)  # raised below, once the failed Delegate is collected inside the quiet block
+    raise DeviceError(f"cannot load the Edge TPU delegate '{library}' ({error}); {INSTALL_HINT}.")
 
 
 class Watchdog:

@@ -1,0 +1,137 @@
+"""The remedy loop of ``edgecnn convert --int8 --max-drop D``.
+
+1. Full-integer post-training quantization (PTQ), exactly as ``convert --int8``.
+2. If its top-1 drop on the validation images exceeds D: rank layers with the quantization debugger
+   (:mod:`edgecnn.converters.debugger`) and retry with the worst layers kept in float (1, 2, 4, 8
+   layers; with ``edgetpu`` only tails of the graph, since a float layer mid-graph splits the Edge
+   TPU graph in two and sends the rest to the CPU).
+3. If still over D and a QAT trainer is given (the run has a train split): a quantization-aware
+   trained model, converted to full integer.
+
+The smallest model within D is kept (when none is, the one with the smallest drop), and every
+attempt is returned for the manifest's ``attempts`` section.
+"""
+
+from typing import Callable, List, Optional
+
+import numpy as np
+
+from edgecnn.errors import ConversionError
+
+FLOAT_LAYER_STEPS = (1, 2, 4, 8)
+
+
+def keras_probs(model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """Softmax outputs of the float Keras model on uint8 pixels (the graph rescales itself)."""
+    return np.asarray(model.predict(np.asarray(images, dtype=np.float32), batch_size=batch_size, verbose=0))
+
+
+def _accuracy(probs, y) -> float:
+    return float((np.asarray(probs).argmax(1) == np.asarray(y)).mean()) if len(y) else 0.0
+
+
+def candidate_denylists(layers: List[dict], worst: List[dict], edgetpu: bool,
+                        steps=FLOAT_LAYER_STEPS) -> List[List[dict]]:
+    """Sets of layers to keep in float, smallest first.
+
+    Without ``edgetpu``: the k worst layers for k in ``steps``. With it: for each of the worst
+    layers, the tail of the graph from that layer to the output (shortest tails first).
+    """
+    out = []
+    if not edgetpu:
+        for k in steps:
+            if k <= len(worst) and (not out or len(out[-1]) < k):
+                out.append(worst[:k])
+        return out
+    tails = sorted({w["index"] for w in worst}, reverse=True)
+    for start in tails[:len(steps)]:
+        out.append([layer for layer in layers if layer["index"] >= start])
+    return out
+
+
+def remedy_convert(model, representative: np.ndarray, val_x: np.ndarray, val_y: np.ndarray, max_drop: float,
+                   io: str = "uint8", edgetpu: bool = False, qat: Optional[Callable] = None,
+                   float_probs: Optional[np.ndarray] = None, debug_images: Optional[np.ndarray] = None,
+                   log: Callable = lambda msg: None) -> dict:
+    """Convert ``model`` to int8 within ``max_drop`` pp of top-1 on ``(val_x, val_y)`` if it can.
+
+    Args:
+        model: the float Keras classifier (raw pixels in).
+        representative: calibration images from the train split.
+        val_x, val_y: validation images (uint8, model size) and labels the drop is measured on.
+        max_drop: the allowed drop in percentage points.
+        io: I/O type of the int8 model (uint8, int8, float32).
+        edgetpu: keep float layers only at the tail of the graph.
+        qat: optional ``qat(model) -> keras model`` (quantization-aware fine-tuned copy); tried last.
+        float_probs: the float model's outputs on ``val_x`` when already computed.
+        debug_images: images the per-layer errors are measured on (default: 32 calibration images).
+        log: a callable taking progress lines.
+
+    Returns:
+        ``{"content": bytes, "chosen": name, "within": bool, "float_accuracy", "attempts": [...]}``;
+        each attempt: ``name``, ``method``, ``float_layers``, ``bytes``, ``accuracy``, ``drop_pp``,
+        ``within``, optionally ``error``.
+    """
+    from edgecnn.converters.tflite import convert_model, predict_tflite
+
+    if len(val_y) == 0:
+        raise ConversionError("--max-drop needs validation images to measure the drop on; the run has none.")
+    float_probs = keras_probs(model, val_x) if float_probs is None else float_probs
+    float_acc = _accuracy(float_probs, val_y)
+    attempts, contents = [], {}
+
+    def measure(name, method, content, float_layers=()):
+        acc = _accuracy(predict_tflite(content, val_x), val_y)
+        drop = round((float_acc - acc) * 100.0, 4)
+        attempt = {"name": name, "method": method, "float_layers": list(float_layers), "bytes": len(content),
+                   "accuracy": acc, "drop_pp": drop, "within": drop <= max_drop}
+        attempts.append(attempt)
+        contents[name] = content
+        log(f"{name}: top-1 {acc:.4f} (drop {drop:.2f} pp, {len(content)} bytes)"
+            f"{' within' if attempt['within'] else ' over'} --max-drop {max_drop:g}")
+        return attempt
+
+    if measure("ptq", "full-integer post-training quantization",
+               convert_model(model, "int8", representative, io=io))["within"]:
+        return _result(attempts, contents, float_acc)
+
+    from edgecnn.converters.debugger import LayerDebugger
+
+    dbg = LayerDebugger(model, representative,
+                        debug_images if debug_images is not None else representative[:32])
+    layers = dbg.layer_errors()
+    worst = dbg.worst_layers(max(FLOAT_LAYER_STEPS))
+    log("worst layers: " + ", ".join(f"{w['layer']} ({w['relative_rmse']:.3f})" for w in worst[:4]))
+    for denylist in candidate_denylists(layers, worst, edgetpu):
+        name = f"ptq_float_{'tail_' if edgetpu else ''}{len(denylist)}"
+        try:
+            content = dbg.quantize([layer["node"] for layer in denylist], io_type=io)
+        except ConversionError as exc:
+            attempts.append({"name": name, "method": "selective quantization", "error": str(exc), "within": False})
+            continue
+        if measure(name, "selective quantization (QuantizationDebugger denylisted_nodes)", content,
+                   [layer["layer"] for layer in denylist])["within"]:
+            return _result(attempts, contents, float_acc, worst)
+
+    if qat is None:
+        attempts.append({"name": "qat", "method": "quantization-aware training", "within": False,
+                         "skipped": "no QAT trainer for this run (it needs the run's train split)"})
+    else:
+        try:
+            measure("qat", "quantization-aware training", convert_model(qat(model), "int8", representative, io=io))
+        except Exception as exc:  # QAT is a last resort: record why it failed and keep the best so far
+            attempts.append({"name": "qat", "method": "quantization-aware training", "within": False,
+                             "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__})
+    return _result(attempts, contents, float_acc, worst)
+
+
+def _result(attempts, contents, float_acc, worst=None) -> dict:
+    done = [a for a in attempts if a["name"] in contents]
+    within = [a for a in done if a["within"]]
+    best = min(within, key=lambda a: a["bytes"]) if within else min(done, key=lambda a: (a["drop_pp"], a["bytes"]))
+    for a in attempts:
+        a["chosen"] = a is best
+    return {"content": contents[best["name"]], "chosen": best["name"], "within": bool(within),
+            "float_accuracy": float_acc, "attempts": attempts,
+            "worst_layers": [{"layer": w["layer"], "node": w["node"], "relative_rmse": w["relative_rmse"]}
+                             for w in (worst or [])]}

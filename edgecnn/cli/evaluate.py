@@ -1,0 +1,87 @@
+"""``edgecnn evaluate BUNDLE_DIR... [DATA] --against RUN_DIR``: float vs quantized, per class and group, gate."""
+
+from pathlib import Path
+
+import click
+
+from edgecnn.cli.common import emit, output_options
+
+
+def split_paths(paths):
+    """``(bundles, data)``: paths holding an ``edgecnn.json`` are bundles; one other path is DATA."""
+    from edgecnn.bundle import MANIFEST
+    from edgecnn.errors import DataError
+
+    bundles = [p for p in paths if (Path(p) / MANIFEST).is_file()]
+    others = [p for p in paths if p not in bundles]
+    if not bundles:
+        raise DataError(f"no bundle among {', '.join(paths)}: a bundle is a folder with {MANIFEST}. Create one "
+                        "with `edgecnn convert RUN_DIR --out BUNDLE_DIR`.")
+    if len(others) > 1:
+        raise DataError(f"{', '.join(others)} are not bundles (no {MANIFEST}); pass at most one DATA folder.")
+    if others and not Path(others[0]).is_dir():
+        raise DataError(f"'{others[0]}' is neither a bundle nor a DATA folder. Pass BUNDLE_DIR... [DATA].")
+    return bundles, (others[0] if others else None)
+
+
+def format_summary(result: dict) -> str:
+    lines = [f"{result['data']['n']} images ({result['data'].get('split') or result['data']['path']})"]
+    lines += [f"note: {n}" for n in result["notes"]]
+    lines.append(f"{'model':<16} {'top-1':>7} {'bal.acc':>7} {'drop pp':>8} {'agree':>6} {'mean|dp|':>8}")
+    for name, rep in result["models"].items():
+        vs = result["vs_float"].get(name)
+        tail = (f"{vs['accuracy_drop_pp']:>8.2f} {vs['agreement']:>6.3f} {vs['mean_abs_prob_diff']:>8.4f}"
+                if vs else f"{'':>8} {'':>6} {'':>8}")
+        lines.append(f"{name:<16} {rep['accuracy']:>7.4f} {rep['balanced_accuracy']:>7.4f} {tail}")
+    for name, vs in result["vs_float"].items():
+        if vs["hardest_classes"]:
+            worst = ", ".join(f"{c} ({vs['per_class'][c]['recall_drop_pp']:.1f} pp)" for c in vs["hardest_classes"][:3])
+            lines.append(f"{name}: hardest hit: {worst}")
+    for group, cmp in (result.get("groups") or {}).items():
+        drops = ", ".join(f"{n} {v['accuracy_drop_pp']:.2f} pp" for n, v in cmp["vs_reference"].items())
+        lines.append(f"group {group} (n={cmp['n']}): float {cmp['models']['float']['accuracy']:.4f}; drop {drops}")
+    if result.get("debug"):
+        worst = ", ".join(f"{w['layer']} ({w['relative_rmse']:.3f})" for w in result["debug"]["worst"])
+        lines.append(f"layers with the largest int8 error (channel-relative RMSE): {worst}")
+    gate = result["gate"]
+    if gate["checked"]:
+        lines.append("gate: PASSED" if gate["passed"] else "gate: FAILED")
+        lines += [f"  {f}" for f in gate["failures"]]
+    if result.get("report"):
+        lines.append(f"report: {result['report']['html']} (+ {result['report']['json']})")
+    return "\n".join(lines)
+
+
+@click.command("evaluate")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
+@click.option("--against", "run_dir", required=True, type=click.Path(file_okay=False),
+              help="The RUN_DIR the bundles were converted from (its float model and recorded splits).")
+@click.option("--groups", "groups_csv", type=click.Path(dir_okay=False), default=None,
+              help="CSV of 'file,group' rows: the same figures per sub-population.")
+@click.option("--max-drop", type=click.FloatRange(0), default=None,
+              help="Gate: exit 1 when any model's top-1 drop against the float model exceeds this (pp).")
+@click.option("--max-class-drop", type=click.FloatRange(0), default=None,
+              help="Gate: exit 1 when any class's recall drop or any group's top-1 drop exceeds this (pp).")
+@click.option("--debug-layers", is_flag=True,
+              help="Rank layers by int8 quantization error (done anyway when the gate fails).")
+@click.option("--report", type=click.Path(dir_okay=False), default=None,
+              help="Write a self-contained HTML report here, and report.json beside it.")
+@output_options
+def evaluate(paths, run_dir, groups_csv, max_drop, max_class_drop, debug_layers, report, quiet, as_json):
+    """Compare RUN_DIR's float model with one or more bundles on held-out images.
+
+    PATHS are bundle folders, optionally followed by a DATA folder (one sub-folder per class);
+    without DATA the run's recorded test split is used (val when it has none). Several bundles
+    are also evaluated as a probability-averaged ensemble. Exit status: 0 passed, 1 gate failed,
+    2 user error.
+    """
+    from edgecnn.evaluate import evaluate as run_evaluate
+
+    bundles, data = split_paths(paths)
+    progress = None if (quiet or as_json) else (lambda msg: click.echo(msg, err=True))
+    result = run_evaluate(bundles, run_dir, data=data, groups_csv=groups_csv, max_drop=max_drop,
+                          max_class_drop=max_class_drop, debug_layers=debug_layers, report=report,
+                          progress=progress)
+    emit(result, as_json, quiet, lambda: format_summary(result))
+    if not result["gate"]["passed"]:
+        click.get_current_context().exit(1)

@@ -1,0 +1,112 @@
+"""`edgecnn evaluate` and `edgecnn calibrate` end to end on tiny runs and bundles (CLI exit codes, texts)."""
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from edgecnn.bundle import verify_bundle
+from edgecnn.cli import cli
+from evaluate_helpers import build
+
+
+@pytest.fixture(scope="module")
+def built(tmp_path_factory, demo_data):
+    return build(tmp_path_factory.mktemp("evaluate"), demo_data)
+
+
+def invoke(*args):
+    return CliRunner().invoke(cli, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_gate_passes_on_good_bundle(built):
+    res = invoke("evaluate", built["good_bundle"], "--against", built["good_run"], "--max-drop", "10", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert set(out["models"]) == {"float", "int8"}
+    assert out["data"]["split"] == "test" and out["data"]["n"] == 60
+    assert out["gate"]["passed"] and out["debug"] is None
+    assert set(out["vs_float"]["int8"]["per_class"]) == set(out["labels"])
+    assert 0.0 <= out["vs_float"]["int8"]["agreement"] <= 1.0
+
+
+def test_gate_fails_with_exit_1_and_names_the_bad_layer(built):
+    res = invoke("evaluate", built["broken_bundle"], "--against", built["broken_run"], "--max-drop", "5", "--json")
+    assert res.exit_code == 1, res.output
+    out = json.loads(res.output)
+    assert not out["gate"]["passed"]
+    assert out["gate"]["failures"][0].startswith("int8: top-1 accuracy dropped")
+    assert out["debug"]["worst_layer"] == "conv_bad"  # the debugger ran because the gate failed
+
+
+def test_class_gate_and_groups(built, tmp_path):
+    files = [s.path for s in built["dataset"].splits["test"]]
+    groups = tmp_path / "groups.csv"
+    groups.write_text("file,group\n" + "".join(f"{f.name},{'day' if i % 2 else 'night'}\n"
+                                               for i, f in enumerate(files)))
+    res = invoke("evaluate", built["broken_bundle"], "--against", built["broken_run"], "--groups", groups,
+                 "--max-class-drop", "5", "--json")
+    assert res.exit_code == 1
+    out = json.loads(res.output)
+    assert sorted(out["groups"]) == ["day", "night"]
+    assert out["groups"]["day"]["n"] + out["groups"]["night"]["n"] == 60
+    assert any("group '" in f for f in out["gate"]["failures"]) or any("class '" in f for f in out["gate"]["failures"])
+
+
+def test_data_folder_and_ensemble(built, demo_data):
+    res = invoke("evaluate", built["good_bundle"], built["good_bundle"], demo_data, "--against", built["good_run"],
+                 "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    assert out["data"]["kind"] == "data" and out["data"]["n"] == 240
+    assert set(out["models"]) == {"float", "good_bundle", "good_bundle_1", "ensemble"}
+    # Two identical bundles: the ensemble is the same model.
+    assert out["models"]["ensemble"]["accuracy"] == out["models"]["good_bundle"]["accuracy"]
+
+
+def test_val_fallback_note(built, tmp_path):
+    run = json.loads((built["good_run"] / "run.json").read_text())
+    del run["data"]["splits"]["test"]
+    run_dir = tmp_path / "run"
+    run_dir.mkdir()
+    (run_dir / "model.keras").write_bytes((built["good_run"] / "model.keras").read_bytes())
+    (run_dir / "run.json").write_text(json.dumps(run))
+    res = invoke("evaluate", built["good_bundle"], "--against", run_dir, "--json")
+    out = json.loads(res.output)
+    assert out["data"]["split"] == "val"
+    assert out["notes"][0].startswith("the run has no test split: evaluating on its val split")
+
+
+def test_user_errors_exit_2(built, tmp_path):
+    res = invoke("evaluate", tmp_path, "--against", built["good_run"])
+    assert res.exit_code == 2
+    assert res.output.strip() == (f"Error: no bundle among {tmp_path}: a bundle is a folder with edgecnn.json. "
+                                  "Create one with `edgecnn convert RUN_DIR --out BUNDLE_DIR`.")
+    res = invoke("evaluate", built["good_bundle"], "--against", tmp_path / "nope")
+    assert res.exit_code == 2
+    assert res.output.strip() == (f"Error: RUN_DIR '{tmp_path / 'nope'}' does not exist. Create it with "
+                                  f"`edgecnn finetune DATA_DIR --out {tmp_path / 'nope'}`.")
+    res = invoke("calibrate", built["good_bundle"], "--against", built["good_run"], "--coverage", "0.9",
+                 "--target-precision", "0.9")
+    assert res.exit_code == 2
+    assert res.output.strip() == ("Error: pass --target-precision or --coverage, not both: thresholds are chosen "
+                                  "for one goal.")
+    res = invoke("calibrate", built["good_bundle"], "--against", built["good_run"], "--coverage", "1.5")
+    assert res.output.strip() == "Error: --coverage must be in (0, 1], got 1.5."
+
+
+def test_calibrate_writes_decision(built, tmp_path):
+    import shutil
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(built["good_bundle"], bundle)
+    res = invoke("calibrate", bundle, "--against", built["good_run"], "--target-precision", "0.8", "--json")
+    assert res.exit_code == 0, res.output
+    out = json.loads(res.output)
+    manifest = verify_bundle(bundle)  # the model files are untouched; the manifest still checks
+    decision = manifest["decision"]
+    assert decision["temperature"] == pytest.approx(out["temperature"])
+    assert decision["thresholds"] == pytest.approx(out["thresholds"]) and len(decision["thresholds"]) == 4
+    assert out["fit"]["nll_after"] <= out["fit"]["nll_before"] + 1e-9
+    assert "held_out" in out and out["held_out"]["n"] == 60
+    assert manifest["metrics"]["calibration"]["temperature"] == pytest.approx(out["temperature"])

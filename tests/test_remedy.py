@@ -1,0 +1,58 @@
+"""The quantization debugger names a layer made hard to quantize, and the remedy keeps it in float."""
+
+import numpy as np
+import pytest
+
+from evaluate_helpers import SIZE, build
+
+
+@pytest.fixture(scope="module")
+def broken(tmp_path_factory, demo_data):
+    from edgecnn.data import load_images
+    from edgecnn.qat import load_run_model
+    from edgecnn.rundir import load_run
+
+    b = build(tmp_path_factory.mktemp("remedy"), demo_data)
+    model = load_run_model(load_run(b["broken_run"]))
+    rep, _ = load_images(b["dataset"].splits["train"][::4], SIZE, "area")
+    val_x, val_y = load_images(b["dataset"].splits["val"], SIZE, "area")
+    return model, rep, val_x, val_y
+
+
+def test_debugger_names_the_bad_layer(broken):
+    from edgecnn.converters.debugger import debug_layers
+
+    model, rep, _, _ = broken
+    report = debug_layers(model, rep, rep[:16], top=3)
+    assert report["worst_layer"] == "conv_bad"
+    worst, second = report["worst"][:2]
+    assert worst["relative_rmse"] > 0.9 > second["relative_rmse"]  # conv_bad's output is all error
+    order = [layer["layer"] for layer in report["layers"]]  # graph order
+    assert order.index("conv1") < order.index("conv_bad") < order.index("head_dense")
+
+
+def test_remedy_keeps_the_bad_layer_in_float(broken):
+    from edgecnn.converters.remedy import remedy_convert
+    from edgecnn.converters.tflite import make_interpreter
+
+    model, rep, val_x, val_y = broken
+    result = remedy_convert(model, rep, val_x, val_y, max_drop=2.0)
+    names = [a["name"] for a in result["attempts"]]
+    assert names[0] == "ptq" and result["attempts"][0]["drop_pp"] > 10
+    assert result["within"] and result["chosen"] == "ptq_float_1"
+    chosen = next(a for a in result["attempts"] if a["chosen"])
+    assert chosen["float_layers"] == ["conv_bad"]
+    interp = make_interpreter(result["content"])
+    assert interp.get_input_details()[0]["dtype"] == np.uint8  # same I/O contract as plain --int8
+    assert interp.get_output_details()[0]["dtype"] == np.uint8
+
+
+def test_edgetpu_candidates_are_tails():
+    from edgecnn.converters.remedy import candidate_denylists
+
+    layers = [{"index": i, "layer": f"l{i}"} for i in range(6)]
+    worst = [layers[2], layers[4]]
+    tails = candidate_denylists(layers, worst, edgetpu=True)
+    assert [[x["index"] for x in t] for t in tails] == [[4, 5], [2, 3, 4, 5]]
+    plain = candidate_denylists(layers, worst, edgetpu=False)
+    assert [[x["index"] for x in t] for t in plain] == [[2], [2, 4]]

@@ -15,6 +15,7 @@ from edgecnn.errors import EdgecnnError
 
 # name -> (module, attribute, one-line help shown by `edgecnn --help` without importing it)
 COMMANDS = {
+    "search": ("edgecnn.cli.search", "search", "AutoML for the board: the best int8 model within a latency and size budget."),
     "run": ("edgecnn.cli.run", "run", "Classify camera/video frames on the board with a bundle (no TensorFlow)."),
     "benchmark": ("edgecnn.cli.benchmark", "benchmark", "Invoke latency, throughput and peak RSS of a model or bundle."),
     "bundle": ("edgecnn.cli.bundle", "bundle", "Wrap an existing .tflite into a bundle; verify a bundle."),

@@ -1,0 +1,425 @@
+"""One trial: fine-tune a configuration, convert it to int8, measure int8 accuracy, size and latency.
+
+The trial's steps:
+
+1. **Reject before training** when the budget is already busted: the int8 size is estimated from
+   the parameter count, the latency from the MACs with a named profile, or, for ``host`` and
+   ``ssh://`` targets, from what earlier trials of the same base measured.
+2. **Head phase** on cached base features (``SEARCH_DIR/cache``: a base and input size that repeat
+   across trials are run over the images once); its validation accuracy is reported to Optuna.
+3. **Pruning** (multi-objective safe): the trial stops there when an earlier finished, feasible
+   trial reached a head-phase accuracy at least ``prune_margin`` higher *and* is no slower and no
+   bigger (same base, or lower measured latency and size). Such a trial already dominates this
+   one at the same point of training, so fine-tuning and converting it is not worth the time.
+   Optuna's own pruners compare one objective only, so they cannot be used here.
+4. **Phase 2** (when ``unfreeze_top`` > 0): the top layers of the base train on augmented images
+   at the fine-tune learning rate.
+5. **int8** conversion (calibration on training images), int8 accuracy on the validation split
+   with the TFLite interpreter, file size, and latency on the target.
+
+The figures go to Optuna as values ``(int8 accuracy, latency ms, size KB)`` with
+``constraints = (latency - max_latency, size - max_size)`` (feasible when both are <= 0).
+"""
+
+import hashlib
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Optional
+
+import numpy as np
+
+from edgecnn import atomic
+from edgecnn.errors import EdgecnnError
+
+HEAD_STEP = 0
+
+
+class Pruned(Exception):
+    """Raised to stop a hopeless trial after its head phase (turned into optuna.TrialPruned)."""
+
+
+# ---------------------------------------------------------------- data, shared by every trial
+
+class SearchData:
+    """The dataset split once, images decoded once per input size (cached on disk)."""
+
+    def __init__(self, data_dir, cache_dir, seed: int = 0, calibration: int = 64, progress: bool = False):
+        from edgecnn.data import load_dataset
+
+        self.dataset = load_dataset(data_dir, seed=seed, progress=progress)
+        self.labels = list(self.dataset.labels)
+        self.cache_dir = Path(cache_dir)
+        self.calibration = calibration
+        self._images = {}
+        train, val = self.dataset.splits["train"], self.dataset.splits.get("val") or []
+        if not val:
+            raise EdgecnnError(f"dataset '{data_dir}' has no validation images; the search ranks trials on val. "
+                               "Add DATA_DIR/val/<class>/ or use the folders layout (a val split is made).")
+        digest = hashlib.sha256()
+        for split in ("train", "val"):
+            for s in self.dataset.splits[split]:
+                digest.update(f"{split}:{s.label}:{s.sha256}".encode())
+        self.digest = digest.hexdigest()[:16]
+        self.num_classes = len(self.labels)
+        self.y_train = np.asarray([s.label for s in train], dtype=np.int64)
+        self.y_val = np.asarray([s.label for s in val], dtype=np.int64)
+
+    def images(self, size: int):
+        """``{"train": uint8 N×S×S×3, "val": ...}`` at ``size`` (decoded once, cached as .npz)."""
+        from edgecnn.data import load_images
+
+        if size in self._images:
+            return self._images[size]
+        path = self.cache_dir / f"images-{self.digest}-{size}.npz"
+        if path.is_file():
+            try:
+                with np.load(path) as data:
+                    self._images[size] = {"train": data["train"], "val": data["val"]}
+                    return self._images[size]
+            except (OSError, ValueError, KeyError):
+                pass
+        out = {split: load_images(self.dataset.splits[split], size)[0] for split in ("train", "val")}
+        with atomic.atomic_path(path) as tmp:
+            with open(tmp, "wb") as fh:
+                np.savez(fh, **out)
+        self._images[size] = out
+        return out
+
+    def calibration_images(self, size: int, seed: int = 0):
+        """Up to ``calibration`` training images, stratified by class."""
+        x = self.images(size)["train"]
+        rng = np.random.default_rng(seed)
+        per = max(1, self.calibration // self.num_classes)
+        idx = []
+        for c in range(self.num_classes):
+            members = np.flatnonzero(self.y_train == c)
+            idx.extend(rng.permutation(members)[:per].tolist())
+        return x[np.asarray(sorted(idx))]
+
+
+# ---------------------------------------------------------------- training (edgecnn.models)
+
+def _weights_for(params, weights):
+    from edgecnn.registry import get_backbone, resolve_weights
+    from edgecnn.search.space import weights_dir
+
+    folder = weights_dir(weights)
+    entry = get_backbone(params["backbone"])
+    if folder is not None:
+        path = folder / entry.weights_filename(params["alpha"], params["input_size"])
+        return str(path) if path.is_file() else "imagenet"
+    if weights is None or str(weights).lower() == "none":
+        return "none"
+    return resolve_weights(entry, weights, params["alpha"], params["input_size"]) or "none"
+
+
+def build(params, num_classes, weights, seed):
+    from edgecnn.models import build_classifier
+    from edgecnn.tf import keras
+
+    keras.utils.set_random_seed(int(seed))
+    return build_classifier(num_classes, backbone=params["backbone"], input_size=params["input_size"],
+                            alpha=params["alpha"], weights=_weights_for(params, weights))
+
+
+def base_features(model, config, data: SearchData, weights_tag: str):
+    """Pooled base features for train and val, cached under ``SEARCH_DIR/cache`` by base and data."""
+    from edgecnn.models import feature_extractor
+
+    key = hashlib.sha256(json.dumps({"base": [config["backbone"], config["alpha"], config["input_size"]],
+                                     "weights": weights_tag, "data": data.digest}).encode()).hexdigest()[:20]
+    path = data.cache_dir / f"features-{key}.npz"
+    if path.is_file():
+        try:
+            with np.load(path) as f:
+                return {"train": f["train"], "val": f["val"]}, True
+        except (OSError, ValueError, KeyError):
+            pass
+    images = data.images(config["input_size"])
+    fx = feature_extractor(model)
+    feats = {split: np.asarray(fx.predict(images[split].astype(np.float32), batch_size=32, verbose=0),
+                               dtype=np.float32) for split in ("train", "val")}
+    with atomic.atomic_path(path) as tmp:
+        with open(tmp, "wb") as fh:
+            np.savez(fh, **feats)
+    return feats, False
+
+
+def _class_weight(y, n, mode):
+    if mode != "weights":
+        return None
+    counts = np.bincount(y, minlength=n).astype(np.float64)
+    counts[counts == 0] = 1
+    w = len(y) / (n * counts)
+    return {i: float(w[i]) for i in range(n)}
+
+
+def _oversample(x, y, seed):
+    rng = np.random.default_rng(seed)
+    counts = np.bincount(y)
+    idx = np.concatenate([rng.choice(np.flatnonzero(y == c), counts.max(), replace=True)
+                          for c in range(len(counts)) if counts[c] > 0])
+    rng.shuffle(idx)
+    return x[idx], y[idx]
+
+
+def _val_acc(probs, y):
+    return float((np.asarray(probs).argmax(axis=1) == y).mean()) if len(y) else 0.0
+
+
+def train_head(model, feats, data: SearchData, params, seed):
+    """Phase 1 on cached features: the classifier's dropout and dense layers (shared weights)."""
+    from edgecnn.models import head_model
+    from edgecnn.tf import keras
+
+    head = head_model(model)
+    x, y = feats["train"], data.y_train
+    if params.get("balance") == "oversample":
+        x, y = _oversample(x, y, seed)
+    head.compile(optimizer=keras.optimizers.Adam(params["lr"]), loss="sparse_categorical_crossentropy")
+    best, best_w, waited = -1.0, None, 0
+    for _ in range(max(1, params["epochs"])):
+        head.fit(x, y, batch_size=params["batch_size"], epochs=1, verbose=0, shuffle=True,
+                 class_weight=_class_weight(y, data.num_classes, params.get("balance")))
+        acc = _val_acc(head.predict(feats["val"], verbose=0), data.y_val)
+        if acc > best:
+            best, best_w, waited = acc, head.get_weights(), 0
+        else:
+            waited += 1
+            if waited >= params.get("patience", 3):
+                break
+    head.set_weights(best_w)
+    return best
+
+
+def fine_tune(model, config, data: SearchData, params, seed):
+    """Phase 2: unfreeze the top ``unfreeze_top`` base layers (BatchNorm stays frozen) and train."""
+    from edgecnn.tf import keras, tf
+
+    base = config["base_layers"]
+    start = len(base) - min(int(params["unfreeze_top"]), len(base))
+    unfrozen, base_set = set(base[start:]), set(base)
+    model.trainable = True
+    for layer in model.layers:
+        is_bn = isinstance(layer, keras.layers.BatchNormalization)
+        layer.trainable = not is_bn and (layer.name in unfrozen or layer.name not in base_set)
+    images = data.images(config["input_size"])
+    x, y = images["train"], data.y_train
+    if params.get("balance") == "oversample":
+        x, y = _oversample(x, y, seed)
+    aug = _augmenter(params.get("augment", "none"), seed)
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(len(x), seed=seed).batch(params["batch_size"])
+    ds = ds.map(lambda a, b: (tf.cast(a, tf.float32), b))
+    if aug is not None:
+        ds = ds.map(lambda a, b: (aug(a, training=True), b))
+    model.compile(optimizer=keras.optimizers.Adam(params["fine_tune_lr"]), loss="sparse_categorical_crossentropy")
+    val_x = images["val"].astype(np.float32)
+    best, best_w = _val_acc(model.predict(val_x, batch_size=64, verbose=0), data.y_val), model.get_weights()
+    for _ in range(max(0, params["fine_tune_epochs"])):
+        model.fit(ds.prefetch(2), epochs=1, verbose=0,
+                  class_weight=_class_weight(y, data.num_classes, params.get("balance")))
+        acc = _val_acc(model.predict(val_x, batch_size=64, verbose=0), data.y_val)
+        if acc > best:
+            best, best_w = acc, model.get_weights()
+    model.set_weights(best_w)
+    return best
+
+
+def _augmenter(level, seed):
+    if level == "none":
+        return None
+    try:
+        from edgecnn.training.augment import make_augmenter
+        return make_augmenter(level, seed)
+    except ImportError:
+        from edgecnn.tf import keras
+        rot, zoom = {"light": (0.03, 0.1), "strong": (0.1, 0.25)}[level]
+        return keras.Sequential([keras.layers.RandomFlip("horizontal", seed=seed),
+                                 keras.layers.RandomRotation(rot, fill_mode="reflect", seed=seed + 1),
+                                 keras.layers.RandomZoom(zoom, fill_mode="reflect", seed=seed + 2)])
+
+
+# ---------------------------------------------------------------- int8
+
+def convert_int8(model, representative) -> bytes:
+    """Full-integer int8 .tflite (uint8 raw-pixel input) via the project's converter when present."""
+    try:
+        from edgecnn.converters.tflite import convert_model
+    except ImportError:
+        convert_model = None
+    if convert_model is not None:
+        return convert_model(model, "int8", representative=representative, io="uint8")
+    from edgecnn.tf import tf
+
+    size = int(model.input_shape[1])
+    spec = tf.TensorSpec([1, size, size, 3], tf.float32)
+    fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
+    conv = tf.lite.TFLiteConverter.from_concrete_functions([fn], model)
+    conv.optimizations = [tf.lite.Optimize.DEFAULT]
+    data = representative.astype(np.float32)
+    conv.representative_dataset = lambda: ([img[None]] for img in data)
+    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+    conv.inference_input_type = tf.uint8
+    conv.inference_output_type = tf.uint8
+    return bytes(conv.convert())
+
+
+def int8_accuracy(content: bytes, images, y) -> float:
+    """Top-1 accuracy of a .tflite on already-resized uint8 images (scale/zero point from the file)."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_content=content, num_threads=1)
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    scale, zero = inp["quantization"]
+    correct = 0
+    for img, label in zip(images, y):
+        x = img[None]
+        if np.dtype(inp["dtype"]) != np.uint8:
+            x = np.round(x.astype(np.float32) / scale + zero).clip(-128, 127).astype(inp["dtype"]) \
+                if scale else x.astype(inp["dtype"])
+        interp.set_tensor(inp["index"], x)
+        interp.invoke()
+        correct += int(np.argmax(interp.get_tensor(out["index"])[0]) == label)
+    return correct / max(1, len(y))
+
+
+def estimate_size_kb(model) -> float:
+    """int8 file size estimate: one byte per weight plus per-tensor metadata (~8%, 4 KB minimum)."""
+    params = int(model.count_params())
+    return (params * 1.08 + 4096) / 1024.0
+
+
+# ---------------------------------------------------------------- the trial
+
+class TrialContext:
+    """What every trial of one search shares."""
+
+    def __init__(self, data: SearchData, target, search_dir, max_latency_ms: float, max_size_kb: float,
+                 weights: Optional[str] = "imagenet", prune_margin: float = 0.1, seed: int = 0,
+                 log=None, keep_models: bool = True):
+        self.data, self.target, self.search_dir = data, target, Path(search_dir)
+        self.max_latency_ms, self.max_size_kb = float(max_latency_ms), float(max_size_kb)
+        self.weights, self.prune_margin, self.seed = weights, float(prune_margin), int(seed)
+        self.log = log or (lambda msg: None)
+        self.keep_models = keep_models
+
+
+def constraints(latency_ms, size_kb, ctx) -> list:
+    return [float(latency_ms) - ctx.max_latency_ms, float(size_kb) - ctx.max_size_kb]
+
+
+def known_latency(study_trials, base: str) -> Optional[float]:
+    """The smallest latency measured so far for ``base`` by finished trials (None when none)."""
+    values = [t.user_attrs.get("latency_ms") for t in study_trials
+              if t.user_attrs.get("base") == base and t.user_attrs.get("latency_measured")]
+    values = [v for v in values if v is not None]
+    return min(values) if values else None
+
+
+def should_prune(head_acc: float, base: str, est_latency, est_size, finished, margin: float):
+    """The pruning rule (see the module docstring); returns the dominating trial number or None."""
+    for t in finished:
+        a = t.user_attrs
+        if a.get("head_acc") is None or not a.get("feasible"):
+            continue
+        if a["head_acc"] < head_acc + margin:
+            continue
+        same = a.get("base") == base
+        cheaper = (est_latency is not None and est_size is not None and a.get("latency_ms") is not None
+                   and a["latency_ms"] <= est_latency and a.get("size_kb", float("inf")) <= est_size)
+        if same or cheaper:
+            return t.number
+    return None
+
+
+def run_trial(trial, params: dict, ctx: TrialContext, finished) -> tuple:
+    """Run one trial; sets user attrs on ``trial`` and returns ``(int8_acc, latency_ms, size_kb)``.
+
+    Raises:
+        Pruned: when the pruning rule stops the trial after its head phase.
+    """
+    from edgecnn.search.estimate import count_keras
+
+    t0 = time.time()
+    data = ctx.data
+    seed = ctx.seed + trial.number
+    attrs = {"base": params["base"], "target": ctx.target.name, "latency_kind": ctx.target.kind}
+    model, config = build(params, data.num_classes, ctx.weights, seed)
+    est_size = estimate_size_kb(model)
+    counts = count_keras(model)
+    est_latency = ctx.target.estimate_counts(counts)
+    if est_latency is None:
+        est_latency = known_latency(finished, params["base"])
+    attrs.update(est_size_kb=est_size, est_latency_ms=est_latency, macs=int(sum(counts[k] for k in
+                                                                                 ("conv", "depthwise",
+                                                                                  "fully_connected"))))
+    over = []
+    if est_size > ctx.max_size_kb:
+        over.append(f"estimated size {est_size:.0f} KB > {ctx.max_size_kb:g} KB")
+    if est_latency is not None and est_latency > ctx.max_latency_ms:
+        over.append(f"estimated latency {est_latency:.2f} ms > {ctx.max_latency_ms:g} ms")
+    if over:
+        lat = est_latency if est_latency is not None else float("nan")
+        attrs.update(rejected="; ".join(over), int8_acc=0.0, latency_ms=lat, size_kb=est_size, feasible=False,
+                     constraints=constraints(lat if lat == lat else ctx.max_latency_ms, est_size, ctx),
+                     seconds=time.time() - t0)
+        _set_attrs(trial, attrs)
+        return 0.0, lat if lat == lat else ctx.max_latency_ms * 10, est_size
+
+    weights_tag = _weights_for(params, ctx.weights)
+    if weights_tag == "none":
+        weights_tag = f"none-seed{seed}"  # random bases differ per seed: no sharing
+    feats, hit = base_features(model, config, data, weights_tag)
+    attrs["features_cached"] = bool(hit)
+    head_acc = train_head(model, feats, data, params, seed)
+    attrs["head_acc"] = head_acc
+    _report(trial, head_acc)
+    dominated_by = should_prune(head_acc, params["base"], est_latency, est_size, finished, ctx.prune_margin)
+    if dominated_by is not None:
+        attrs.update(pruned_by=dominated_by, seconds=time.time() - t0)
+        _set_attrs(trial, attrs)
+        raise Pruned(f"head-phase accuracy {head_acc:.3f} is at least {ctx.prune_margin:g} below trial "
+                     f"{dominated_by}, which is no slower and no bigger")
+    float_acc = head_acc
+    if params.get("unfreeze_top", 0) and params.get("fine_tune_epochs", 0):
+        float_acc = fine_tune(model, config, data, params, seed)
+    attrs["float_acc"] = float_acc
+
+    content = convert_int8(model, data.calibration_images(params["input_size"], seed))
+    trial_dir = ctx.search_dir / "trials" / f"{trial.number:04d}"
+    model_path = atomic.write_bytes(trial_dir / "model.tflite", content)
+    acc = int8_accuracy(content, data.images(params["input_size"])["val"], data.y_val)
+    size_kb = len(content) / 1024.0
+    measured = ctx.target.measure(model_path)
+    latency = float(measured["latency_ms"])
+    feasible = latency <= ctx.max_latency_ms and size_kb <= ctx.max_size_kb
+    attrs.update(int8_acc=acc, latency_ms=latency, latency_measured=measured["latency_kind"] == "measured",
+                 latency_detail={k: v for k, v in measured.items() if k != "benchmark"},
+                 size_kb=size_kb, feasible=feasible, constraints=constraints(latency, size_kb, ctx),
+                 model=str(model_path), seconds=time.time() - t0)
+    if "benchmark" in measured:
+        bench = measured["benchmark"]
+        attrs["latency_stats"] = {k: bench[k] for k in bench if isinstance(bench[k], (int, float))}
+    atomic.write_json(trial_dir / "trial.json", {"number": trial.number, "params": params, **attrs})
+    if not ctx.keep_models:
+        shutil.rmtree(trial_dir / "model.tflite", ignore_errors=True)
+    _set_attrs(trial, attrs)
+    return acc, latency, size_kb
+
+
+def _report(trial, value):
+    """Optuna refuses ``Trial.report`` in multi-objective studies; the value is the ``head_acc`` attr."""
+    try:
+        trial.report(value, HEAD_STEP)
+    except NotImplementedError:
+        pass
+
+
+def _set_attrs(trial, attrs):
+    for k, v in attrs.items():
+        if isinstance(v, float) and v != v:
+            v = None
+        trial.set_user_attr(k, v)

@@ -21,6 +21,8 @@ COMMANDS = {
     "bundle": ("edgecnn.cli.bundle", "bundle", "Wrap an existing .tflite into a bundle; verify a bundle."),
     "finetune": ("edgecnn.cli.finetune", "finetune", "Fine-tune a pretrained backbone on DATA_DIR."),
     "demo": ("edgecnn.cli.demo", "demo", "Run the whole trip on a generated demo dataset."),
+    "evaluate": ("edgecnn.cli.evaluate", "evaluate", "Float vs quantized accuracy per class and group; a CI gate."),
+    "calibrate": ("edgecnn.cli.calibrate", "calibrate", "Fit a bundle's softmax temperature and per-class thresholds."),
     "convert": ("edgecnn.cli.convert", "convert", "Convert a run to TFLite (int8, float16...) and write a bundle."),
     "calibration": ("edgecnn.cli.calibration", "calibration", "Select a calibration set from training images."),
 }

@@ -119,6 +119,7 @@ def build(params, num_classes, weights, seed):
     from edgecnn.models import build_classifier
     from edgecnn.tf import keras
 
+    keras.backend.clear_session()  # trials run one after another in one process
     keras.utils.set_random_seed(int(seed))
     return build_classifier(num_classes, backbone=params["backbone"], input_size=params["input_size"],
                             alpha=params["alpha"], weights=_weights_for(params, weights))
@@ -347,9 +348,11 @@ def run_trial(trial, params: dict, ctx: TrialContext, finished) -> tuple:
     data = ctx.data
     seed = ctx.seed + trial.number
     attrs = {"base": params["base"], "target": ctx.target.name, "latency_kind": ctx.target.kind}
-    model, config = build(params, data.num_classes, ctx.weights, seed)
-    est_size = estimate_size_kb(model)
-    counts = count_keras(model)
+    # The architecture alone (no weights to load or download) gives the size and MAC estimates.
+    arch, _ = build(params, data.num_classes, "none", seed)
+    est_size = estimate_size_kb(arch)
+    counts = count_keras(arch)
+    del arch
     est_latency = ctx.target.estimate_counts(counts)
     if est_latency is None:
         est_latency = known_latency(finished, params["base"])
@@ -369,6 +372,7 @@ def run_trial(trial, params: dict, ctx: TrialContext, finished) -> tuple:
         _set_attrs(trial, attrs)
         return 0.0, lat if lat == lat else ctx.max_latency_ms * 10, est_size
 
+    model, config = build(params, data.num_classes, ctx.weights, seed)
     weights_tag = _weights_for(params, ctx.weights)
     if weights_tag == "none":
         weights_tag = f"none-seed{seed}"  # random bases differ per seed: no sharing

@@ -1,9 +1,9 @@
 """Where a trial's latency comes from: ``host``, ``ssh://user@board[:port]``, or a named profile.
 
 * ``host``: measured on this machine with the board-side benchmark (``edgecnn.devices.benchmark``);
-* ``ssh://user@board[:port]``: the model is copied to the board with ``scp``, ``edgecnn benchmark
-  MODEL --json`` runs there, and its JSON is read back (``ssh``/``scp`` clients, BatchMode: no
-  password prompt ever, ConnectTimeout, and an overall timeout);
+* ``ssh://user@board[:port]``: the model is copied to the board over ``ssh`` (``cat > file``: no
+  SFTP subsystem needed), ``edgecnn benchmark MODEL --json`` runs there, and its JSON is read back
+  (the ``ssh`` client in BatchMode: no password prompt ever; ConnectTimeout; a timeout per step);
 * ``rpi4``, ``rpi5``, ``coral-usb``, ``coral-devboard``: an *estimate* from the model's MACs and
   the profile's fitted throughputs (:mod:`edgecnn.search.estimate`), labelled as such.
 
@@ -149,7 +149,7 @@ class ProfileTarget(Target):
 
 
 class SSHTarget(Target):
-    """Measure on a real board over SSH with the ``ssh`` and ``scp`` clients.
+    """Measure on a real board over SSH with the OpenSSH ``ssh`` client.
 
     Args:
         url: ``ssh://user@host[:port]``.
@@ -195,7 +195,7 @@ class SSHTarget(Target):
         except subprocess.TimeoutExpired:
             raise TargetError(f"board '{self.url}' did not finish {what} within {self.timeout:g} s. Check the "
                               "board's load and network, or raise --ssh-timeout.") from None
-        if proc.returncode == 255 or (proc.returncode != 0 and what == "the copy"):
+        if proc.returncode == 255:
             detail = (proc.stderr.strip().splitlines() or ["no message"])[-1]
             raise TargetError(f"board '{self.url}' is unreachable over SSH ({detail}). Check that it is on and "
                               f"that `ssh -p {self.port} {self.dest}` logs in without a password prompt "
@@ -210,6 +210,23 @@ class SSHTarget(Target):
     def ssh(self, command: str, what: str = "the command") -> str:
         return self._run(["ssh", "-p", str(self.port)] + self._common() + [self.dest, command], what)
 
+    def _copy(self, local: Path, remote: str):
+        """Copy a file with ``ssh ... 'cat > remote'`` (works without the SFTP subsystem scp needs)."""
+        argv = ["ssh", "-p", str(self.port)] + self._common() + [self.dest, f"cat > {shlex.quote(remote)}"]
+        try:
+            with open(local, "rb") as fh:
+                proc = subprocess.run(argv, stdin=fh, capture_output=True, timeout=self.timeout)
+        except subprocess.TimeoutExpired:
+            raise TargetError(f"board '{self.url}' did not finish the copy within {self.timeout:g} s. Check the "
+                              "network, or raise --ssh-timeout.") from None
+        if proc.returncode != 0:
+            detail = (proc.stderr.decode(errors="replace").strip().splitlines() or ["no message"])[-1]
+            if proc.returncode == 255:
+                raise TargetError(f"board '{self.url}' is unreachable over SSH ({detail}). Check that it is on and "
+                                  f"that `ssh -p {self.port} {self.dest}` logs in without a password prompt "
+                                  "(BatchMode), or pass --ssh-key.")
+            raise TargetError(f"cannot copy the model to '{remote}' on board '{self.url}' ({detail}).")
+
     def check(self):
         """Fail early, before any training, when the board cannot be reached."""
         self.ssh("true", "the connection test")
@@ -219,8 +236,7 @@ class SSHTarget(Target):
         remote_dir = self.ssh("mktemp -d /tmp/edgecnn-search.XXXXXX", "creating a folder").strip().splitlines()[-1]
         remote = f"{remote_dir}/{model_path.name}"
         try:
-            self._run(["scp", "-q", "-P", str(self.port)] + self._common()
-                      + [str(model_path), f"{self.dest}:{remote}"], "the copy")
+            self._copy(model_path, remote)
             out = self.ssh(f"{shlex.quote(self.remote_edgecnn)} benchmark {shlex.quote(remote)} --json",
                            "the benchmark")
         finally:

@@ -1,0 +1,124 @@
+"""The ssh:// latency target against a real OpenSSH server started on 127.0.0.1 for the test.
+
+The server runs as the current user with a generated host key and user key in tmp; the remote
+command is this project's own `edgecnn benchmark`, by the venv's absolute path. The test skips
+with the reason when /usr/sbin/sshd is not installed (`make test` installs openssh-server when
+apt is available).
+"""
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from edgecnn.search.targets import SSHTarget, TargetError, make_target
+
+SSHD = Path("/usr/sbin/sshd")
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def sshd(tmp_path_factory):
+    if not SSHD.exists():
+        pytest.skip("needs /usr/sbin/sshd (apt-get install openssh-server; `make test` does it when apt is there)")
+    if not shutil.which("ssh") or not shutil.which("ssh-keygen"):
+        pytest.skip("needs the ssh and ssh-keygen clients (openssh-client)")
+    d = tmp_path_factory.mktemp("sshd")
+    os.chmod(d, 0o700)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "host_key")], check=True)
+    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "user_key")], check=True)
+    (d / "authorized_keys").write_text((d / "user_key.pub").read_text())
+    os.chmod(d / "authorized_keys", 0o600)
+    port = _free_port()
+    cfg = d / "sshd_config"
+    cfg.write_text(f"""Port {port}
+ListenAddress 127.0.0.1
+HostKey {d / 'host_key'}
+AuthorizedKeysFile {d / 'authorized_keys'}
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+PubkeyAuthentication yes
+PermitRootLogin prohibit-password
+StrictModes no
+UsePAM no
+PidFile {d / 'sshd.pid'}
+""")
+    Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory when run as root
+    proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            pytest.skip(f"sshd did not start: {proc.stdout.read().decode(errors='replace')[-300:]}")
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.1)
+    user = os.environ.get("USER") or __import__("getpass").getuser()
+    opts = ["-o", f"UserKnownHostsFile={d / 'known_hosts'}"]
+    yield {"url": f"ssh://{user}@127.0.0.1:{port}", "key": str(d / "user_key"), "options": opts, "port": port}
+    proc.terminate()
+    try:
+        proc.wait(timeout=5)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+@pytest.fixture(scope="module")
+def tiny_tflite(tmp_path_factory):
+    """A small real float model: the Coral-free tiny test asset if there is one, else made with TF."""
+    out = tmp_path_factory.mktemp("model") / "tiny.tflite"
+    from edgecnn.tf import keras, tf
+
+    inputs = keras.Input((32, 32, 3))
+    x = keras.layers.Conv2D(8, 3, strides=2)(inputs)
+    x = keras.layers.GlobalAveragePooling2D()(x)
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+    out.write_bytes(tf.lite.TFLiteConverter.from_keras_model(model).convert())
+    return out
+
+
+def test_measures_on_the_board_over_ssh(sshd, tiny_tflite):
+    edgecnn = str(Path(sys.executable).with_name("edgecnn"))
+    target = make_target(sshd["url"], ssh_key=sshd["key"], ssh_options=sshd["options"], remote_edgecnn=edgecnn,
+                         ssh_timeout=60)
+    assert isinstance(target, SSHTarget)
+    target.check()
+    out = target.measure(tiny_tflite)
+    assert out["latency_kind"] == "measured"
+    assert out["target"] == sshd["url"]
+    assert 0 < out["latency_ms"] < 1000
+    assert out["benchmark"]["results"][0]["p50_ms"] == pytest.approx(out["latency_ms"])
+
+
+def test_remote_command_missing_is_explained(sshd, tiny_tflite):
+    target = make_target(sshd["url"], ssh_key=sshd["key"], ssh_options=sshd["options"],
+                         remote_edgecnn="/nonexistent/edgecnn", ssh_timeout=30)
+    with pytest.raises(TargetError, match=r"`/nonexistent/edgecnn benchmark` failed on board"):
+        target.measure(tiny_tflite)
+
+
+def test_unreachable_board_has_a_clear_error():
+    port = _free_port()  # nothing listens there
+    target = make_target(f"ssh://nobody@127.0.0.1:{port}", ssh_timeout=20)
+    with pytest.raises(TargetError) as info:
+        target.check()
+    msg = str(info.value)
+    assert msg.startswith(f"board 'ssh://nobody@127.0.0.1:{port}' is unreachable over SSH (")
+    assert msg.endswith(f"Check that it is on and that `ssh -p {port} nobody@127.0.0.1` logs in without a password "
+                        "prompt (BatchMode), or pass --ssh-key.")
+
+
+@pytest.mark.parametrize("url", ["ssh://", "ssh://host:notaport", "ssh://user@host/path"])
+def test_malformed_ssh_url(url):
+    with pytest.raises(TargetError, match="is not ssh://user@board|invalid port"):
+        make_target(url).check()

@@ -60,7 +60,8 @@ def run(bundle_dir, source, backend="auto", threads=None, edgetpu=False, mode="a
 
     Args:
         bundle_dir: the bundle folder (sha256 checked before anything runs).
-        source: camera index, video file, RTSP/HTTP URL, image folder, or ``picamera2``.
+        source: camera index, video file, RTSP/HTTP URL, image folder, or ``picamera2``; or a callable
+            returning a source object (``read()``, ``release()``, ``live``) for embedding.
         mode: ``live`` (keep only the latest frame), ``replay`` (every frame in order) or ``auto``
             (replay for files and folders, live otherwise).
         events: JSON-lines file (rotated at ``events_max_mb``, ``events_backups`` kept); stdout if None.
@@ -73,7 +74,7 @@ def run(bundle_dir, source, backend="auto", threads=None, edgetpu=False, mode="a
     if show:
         _check_show()
     if mode == "auto":
-        mode = "replay" if source_kind(source) in ("file", "folder") else "live"
+        mode = "replay" if not callable(source) and source_kind(source) in ("file", "folder") else "live"
     stop = stop_event or threading.Event()
     writer = EventWriter(events, max_bytes=int(events_max_mb * 1024 * 1024), backups=events_backups,
                          stream=event_stream)
@@ -89,10 +90,11 @@ def run(bundle_dir, source, backend="auto", threads=None, edgetpu=False, mode="a
                       tpu_retry_s=tpu_retry_s, invoke_limit_s=invoke_limit_s)
 
     engine = load_engine()
-    first = [open_source(source)]  # a wrong path fails here, clearly, before any thread starts
+    open_ = source if callable(source) else lambda: open_source(source)
+    first = [open_()]  # a wrong path fails here, clearly, before any thread starts
 
     def opener():
-        return first.pop() if first else open_source(source)
+        return first.pop() if first else open_()
 
     capture = Capture(opener, mode=mode, stall_s=stall_s, repeat_limit=repeat_limit,
                       exit_on_end=exit_on_source_end, on_event=emit_status)
@@ -118,7 +120,7 @@ def run(bundle_dir, source, backend="auto", threads=None, edgetpu=False, mode="a
     stats.extra["engine"] = engine.describe()
     if server is not None:
         stats.extra["http"] = server.url
-    emit_status({"event": "started", **engine.describe(), "source": str(source), "mode": mode,
+    emit_status({"event": "started", **engine.describe(), "source": getattr(source, "__name__", str(source)), "mode": mode,
                  **({"http": server.url} if server else {})})
     capture.start()
     notifier.ready()

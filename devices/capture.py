@@ -171,16 +171,17 @@ class Capture:
 
     # --- supervisor ------------------------------------------------------------------------------
     def _finish(self):
-        with self._cond:
-            self._ended = True
-            self._cond.notify_all()
-        if self.mode == "replay":
+        if self.mode == "replay":  # finished once the consumer takes the end marker, after every frame
             while not self._stop.is_set():
                 try:
                     self._queue.put(_END, timeout=0.1)
                     return
                 except queue.Full:
                     continue
+            return
+        with self._cond:
+            self._ended = True
+            self._cond.notify_all()
 
     def _supervise(self):
         backoff = self.backoff_s

@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 BOARD_PY := $(BOARD_VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: venv board-venv demo test test-main test-board clean
+.PHONY: venv board-venv demo test test-main test-board chromium clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,8 +30,17 @@ demo: venv
 
 test: test-main test-board
 
-test-main: venv
+test-main: venv chromium
 	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Headless Chromium renders the `evaluate --report` page in tests/test_report.py. Installed only when
+# missing and apt is there (the test skips, saying why, when it cannot be installed).
+chromium:
+	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing chromium for the report test (apt-get)"; \
+		(apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)) >/dev/null 2>&1 \
+			|| echo "chromium could not be installed (needs root and apt): tests/test_report.py will skip"; \
+	fi
 
 # Device tests again under tflite-runtime and numpy 1, as on the board.
 test-board: board-venv

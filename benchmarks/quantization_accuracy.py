@@ -1,0 +1,130 @@
+"""Accuracy after int8 quantization, before and after the remedy loop, on hymenoptera.
+
+For each pretrained base (MobileNet v1 0.5/160 and MobileNetV2 1.0/224 from
+``SHARED/models/pretrained``): train the classifier head on cached features of the train split,
+convert to full-integer int8 (PTQ), then run the remedy loop of ``convert --int8 --max-drop``.
+The remedy chooses on images it sees, so hymenoptera's ``val`` is split (seeded, stratified) into a
+*selection* half, given to the remedy, and a *test* half that only measures. Drops are on the
+test half, in percentage points.
+
+Prints progress on stderr and one JSON object as the last line of stdout::
+
+    {"bases": [{"base", "float_acc", "ptq_acc", "remedied_acc", "ptq_drop_pp", "remedied_drop_pp",
+                "int8_bytes", ...}, ...]}
+
+Usage: ``python benchmarks/quantization_accuracy.py [--shared DIR] [--max-drop 0.5]``
+"""
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+BASES = (("mobilenet_v1", 0.5, 160), ("mobilenet_v2", 1.0, 224))
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def halves(samples, seed: int):
+    """Split samples per class with a seeded shuffle: (selection, test)."""
+    rng = np.random.default_rng(seed)
+    selection, test = [], []
+    for label in sorted({s.label for s in samples}):
+        pool = sorted((s for s in samples if s.label == label), key=lambda s: str(s.path))
+        order = rng.permutation(len(pool))
+        half = len(pool) // 2
+        selection += [pool[i] for i in order[:half]]
+        test += [pool[i] for i in order[half:]]
+    return selection, test
+
+
+def train_head(model, x, y, epochs: int, seed: int):
+    """Phase 1 of finetune: frozen base, head trained on cached pooled features."""
+    from edgecnn.models import feature_extractor, head_model
+    from edgecnn.tf import keras, tf
+
+    tf.random.set_seed(seed)
+    feats = feature_extractor(model).predict(x.astype(np.float32), batch_size=32, verbose=0)
+    head = head_model(model)
+    head.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
+    head.fit(feats, y, epochs=epochs, batch_size=32, verbose=0, shuffle=True)
+
+
+def accuracy(probs, y) -> float:
+    return float((np.asarray(probs).argmax(1) == y).mean())
+
+
+def bench_base(backbone, alpha, size, dataset, weights_dir, max_drop, seed, epochs):
+    from edgecnn.converters.calibration import stratified
+    from edgecnn.converters.remedy import keras_probs, remedy_convert
+    from edgecnn.converters.tflite import convert_model, predict_tflite
+    from edgecnn.data import load_images
+    from edgecnn.models import build_classifier
+    from edgecnn.registry import get_backbone
+
+    t0 = time.time()
+    weights = Path(weights_dir) / get_backbone(backbone).weights_filename(alpha, size)
+    model, _ = build_classifier(len(dataset.labels), backbone, size, alpha, weights=str(weights))
+    train_x, train_y = load_images(dataset.splits["train"], size, "area")
+    train_head(model, train_x, train_y, epochs, seed)
+    selection, test = halves(dataset.splits["val"], seed)
+    sel_x, sel_y = load_images(selection, size, "area")
+    test_x, test_y = load_images(test, size, "area")
+    rep_samples = stratified(dataset.splits["train"], len(dataset.labels), 50, seed)
+    rep, _ = load_images(rep_samples, size, "area")
+
+    float_acc = accuracy(keras_probs(model, test_x), test_y)
+    ptq = convert_model(model, "int8", rep, io="uint8")
+    ptq_acc = accuracy(predict_tflite(ptq, test_x), test_y)
+    log(f"{backbone}: float {float_acc:.4f}, ptq {ptq_acc:.4f} on {len(test_y)} test images")
+    result = remedy_convert(model, rep, sel_x, sel_y, max_drop, log=lambda m: log(f"  remedy {m}"))
+    remedied_acc = accuracy(predict_tflite(result["content"], test_x), test_y)
+    return {
+        "base": f"{backbone}_{alpha:g}_{size}",
+        "float_acc": round(float_acc, 4),
+        "ptq_acc": round(ptq_acc, 4),
+        "remedied_acc": round(remedied_acc, 4),
+        "ptq_drop_pp": round((float_acc - ptq_acc) * 100, 2),
+        "remedied_drop_pp": round((float_acc - remedied_acc) * 100, 2),
+        "int8_bytes": len(result["content"]),
+        "ptq_bytes": len(ptq),
+        "remedy_choice": result["chosen"],
+        "remedy_attempts": [{k: a.get(k) for k in ("name", "drop_pp", "bytes", "float_layers")}
+                            for a in result["attempts"]],
+        "n_selection": len(sel_y),
+        "n_test": len(test_y),
+        "seconds": round(time.time() - t0, 1),
+    }
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--shared", default=str(ROOT.parent / "shared"), help="the shared folder (default ../shared)")
+    parser.add_argument("--max-drop", type=float, default=0.5, help="the remedy's allowed drop (pp)")
+    parser.add_argument("--epochs", type=int, default=30, help="head training epochs")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--bases", nargs="*", default=[b[0] for b in BASES], help="backbones to run")
+    args = parser.parse_args(argv)
+
+    from edgecnn.data import load_dataset
+
+    shared = Path(args.shared)
+    data_dir = shared / "datasets" / "hymenoptera"
+    weights_dir = shared / "models" / "pretrained"
+    if not data_dir.is_dir() or not weights_dir.is_dir():
+        sys.exit(f"needs {data_dir} and {weights_dir}: pass --shared DIR")
+    dataset = load_dataset(data_dir, seed=args.seed)
+    log(f"hymenoptera: {len(dataset.splits['train'])} train, {len(dataset.splits['val'])} val images")
+    out = [bench_base(b, a, s, dataset, weights_dir, args.max_drop, args.seed, args.epochs)
+           for b, a, s in BASES if b in args.bases]
+    print(json.dumps({"bases": out, "max_drop_pp": args.max_drop, "seed": args.seed}))
+
+
+if __name__ == "__main__":
+    main()

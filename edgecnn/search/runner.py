@@ -11,6 +11,8 @@ SEARCH_DIR layout::
     SEARCH_DIR/export/run, bundle    with --export: the chosen configuration fine-tuned in full
 """
 
+import os
+import socket
 import time
 from pathlib import Path
 from typing import Callable, Optional, Union
@@ -103,6 +105,7 @@ def search(data_dir, out, target: str = "host", max_latency_ms: float = 50.0, ma
     def run_one(trial):
         params = space_mod.suggest(trial, full_space)
         trial.set_user_attr("config", params)
+        trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         try:
             return run_trial(trial, params, ctx, study_mod.finished_trials(the_study))
         except Pruned as exc:

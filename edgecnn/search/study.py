@@ -52,6 +52,23 @@ def default_study_url(search_dir) -> str:
     return f"sqlite:///{Path(search_dir).resolve() / 'study.db'}"
 
 
+def _rdb_storage(optuna, url, engine_kwargs, heartbeat):
+    for attempt in range(6):
+        try:
+            return optuna.storages.RDBStorage(str(url), engine_kwargs=engine_kwargs,
+                                              heartbeat_interval=int(heartbeat), grace_period=int(heartbeat) * 3)
+        except ImportError:
+            raise
+        except Exception as exc:
+            # Two workers creating the tables of a new database at once: one loses the race; retry.
+            text = str(exc).lower()
+            if attempt < 5 and ("already exists" in text or "locked" in text or "unique constraint" in text):
+                time.sleep(0.3 * (attempt + 1))
+                continue
+            raise
+    raise AssertionError("unreachable")
+
+
 def open_storage(url: str, heartbeat: int = 10):
     """An RDBStorage with heartbeats (stale RUNNING trials of killed workers become FAIL).
 
@@ -71,13 +88,12 @@ def open_storage(url: str, heartbeat: int = 10):
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         engine_kwargs = {"connect_args": {"timeout": 60}}
     try:
-        return optuna.storages.RDBStorage(str(url), engine_kwargs=engine_kwargs, heartbeat_interval=int(heartbeat),
-                                          grace_period=int(heartbeat) * 3)
+        return _rdb_storage(optuna, url, engine_kwargs, heartbeat)
     except ImportError as exc:
         raise StudyError(f"--study '{_safe(url)}' needs a database driver that is not installed ({exc}). Install it "
                          "(for example pip install psycopg2-binary or pymysql) or use a sqlite:/// URL.") from None
     except Exception as exc:  # sqlalchemy ArgumentError, OperationalError...
-        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].replace(str(url), _safe(url))
         raise StudyError(f"cannot open study storage '{_safe(url)}': {first}. {fix}") from None
 
 

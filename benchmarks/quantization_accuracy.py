@@ -62,14 +62,17 @@ def accuracy(probs, y) -> float:
 
 def bench_base(backbone, alpha, size, dataset, weights_dir, max_drop, seed, epochs):
     from edgecnn.converters.calibration import stratified
-    from edgecnn.converters.remedy import keras_probs, remedy_convert
+    from edgecnn.converters.remedy import keras_probs, qat_trainer, remedy_convert
     from edgecnn.converters.tflite import convert_model, predict_tflite
     from edgecnn.data import load_images
     from edgecnn.models import build_classifier
     from edgecnn.registry import get_backbone
 
     t0 = time.time()
-    weights = Path(weights_dir) / get_backbone(backbone).weights_filename(alpha, size)
+    # The shared files spell the width with one decimal (mobilenet_v2_1.0_224...); the registry may not.
+    names = [get_backbone(backbone).weights_filename(alpha, size), f"{backbone}_{alpha:.1f}_{size}_imagenet_notop.h5"]
+    weights = next((Path(weights_dir) / n for n in names if (Path(weights_dir) / n).is_file()),
+                   Path(weights_dir) / names[0])
     model, _ = build_classifier(len(dataset.labels), backbone, size, alpha, weights=str(weights))
     train_x, train_y = load_images(dataset.splits["train"], size, "area")
     train_head(model, train_x, train_y, epochs, seed)
@@ -83,7 +86,8 @@ def bench_base(backbone, alpha, size, dataset, weights_dir, max_drop, seed, epoc
     ptq = convert_model(model, "int8", rep, io="uint8")
     ptq_acc = accuracy(predict_tflite(ptq, test_x), test_y)
     log(f"{backbone}: float {float_acc:.4f}, ptq {ptq_acc:.4f} on {len(test_y)} test images")
-    result = remedy_convert(model, rep, sel_x, sel_y, max_drop, log=lambda m: log(f"  remedy {m}"))
+    result = remedy_convert(model, rep, sel_x, sel_y, max_drop, qat=qat_trainer(train_x, train_y, seed=seed),
+                            log=lambda m: log(f"  remedy {m}"))
     remedied_acc = accuracy(predict_tflite(result["content"], test_x), test_y)
     return {
         "base": f"{backbone}_{alpha:g}_{size}",

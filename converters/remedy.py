@@ -32,20 +32,23 @@ def _accuracy(probs, y) -> float:
 
 def candidate_denylists(layers: List[dict], worst: List[dict], edgetpu: bool,
                         steps=FLOAT_LAYER_STEPS) -> List[List[dict]]:
-    """Sets of layers to keep in float, smallest first.
+    """Sets of layers to keep in float, in the order they are tried.
 
-    Without ``edgetpu``: the k worst layers for k in ``steps``. With it: for each of the worst
-    layers, the tail of the graph from that layer to the output (shortest tails first).
+    Without ``edgetpu``: the k worst layers for k in ``steps``, then the tails of the graph from the
+    two worst layers (a float layer's output is quantized again for the next int8 op, so an error
+    that comes from a wide activation range is only cured by keeping the rest of the graph float).
+    With ``edgetpu``: only tails, from each of the worst layers, shortest first.
     """
     out = []
     if not edgetpu:
         for k in steps:
             if k <= len(worst) and (not out or len(out[-1]) < k):
                 out.append(worst[:k])
-        return out
-    tails = sorted({w["index"] for w in worst}, reverse=True)
-    for start in tails[:len(steps)]:
-        out.append([layer for layer in layers if layer["index"] >= start])
+    starts = sorted({w["index"] for w in worst[:len(steps) if edgetpu else 2]}, reverse=True)
+    for start in starts:
+        tail = [layer for layer in layers if layer["index"] >= start]
+        if all({x["index"] for x in tail} != {x["index"] for x in c} for c in out):
+            out.append(tail)
     return out
 
 
@@ -135,3 +138,37 @@ def _result(attempts, contents, float_acc, worst=None) -> dict:
             "float_accuracy": float_acc, "attempts": attempts,
             "worst_layers": [{"layer": w["layer"], "node": w["node"], "relative_rmse": w["relative_rmse"]}
                              for w in (worst or [])]}
+
+
+def qat_trainer(train_x: np.ndarray, train_y: np.ndarray, epochs: int = 2, learning_rate: float = 1e-5,
+                batch_size: int = 16, seed: int = 0) -> Callable:
+    """A ``qat(model)`` for :func:`remedy_convert`: tfmot quantization-aware fine-tuning on train images.
+
+    Every layer tfmot supports is annotated (the input Rescaling is left to post-training
+    quantization); batch-norm layers stay frozen in inference mode, as in fine-tuning. The model
+    given is copied, never changed.
+    """
+    def train(model):
+        from edgecnn.tf import keras, tf, tfmot
+
+        qk = tfmot().quantization.keras
+        tf.random.set_seed(seed)
+        base = keras.models.clone_model(model)
+        base.set_weights(model.get_weights())
+        for layer in base.layers:
+            if isinstance(layer, keras.layers.BatchNormalization):
+                layer.trainable = False
+
+        def annotate(layer):
+            if isinstance(layer, (keras.layers.Rescaling, keras.layers.InputLayer)):
+                return layer
+            return qk.quantize_annotate_layer(layer)
+
+        with qk.quantize_scope():
+            qat_model = qk.quantize_apply(keras.models.clone_model(base, clone_function=annotate))
+        qat_model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy")
+        qat_model.fit(np.asarray(train_x, dtype=np.float32), train_y, epochs=epochs, batch_size=batch_size,
+                      verbose=0, shuffle=True)
+        return qat_model
+
+    return train

@@ -110,3 +110,17 @@ def test_calibrate_writes_decision(built, tmp_path):
     assert out["fit"]["nll_after"] <= out["fit"]["nll_before"] + 1e-9
     assert "held_out" in out and out["held_out"]["n"] == 60
     assert manifest["metrics"]["calibration"]["temperature"] == pytest.approx(out["temperature"])
+
+
+def test_demo_step(built, tmp_path):
+    import shutil
+
+    from edgecnn.evaluate_demo_step import evaluate_step
+
+    bundle = tmp_path / "bundle"
+    shutil.copytree(built["good_bundle"], bundle)
+    out = evaluate_step(built["good_run"], bundle, tmp_path / "demo", max_drop=10)
+    assert out["passed"] and (tmp_path / "demo" / "evaluate" / "report.html").is_file()
+    assert (tmp_path / "demo" / "evaluate" / "report.json").is_file()
+    assert verify_bundle(bundle)["decision"]["temperature"] == pytest.approx(out["temperature"])
+    assert out["summary"].startswith("evaluate: float ")

@@ -7,7 +7,7 @@ PY := $(VENV)/bin/python
 BOARD_PY := $(BOARD_VENV)/bin/python
 PYTEST_ARGS ?=
 
-.PHONY: venv board-venv demo test test-main test-board chromium clean
+.PHONY: venv board-venv demo test test-main test-board chromium sshd clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,7 +30,7 @@ demo: venv
 
 test: test-main test-board
 
-test-main: venv chromium
+test-main: venv chromium sshd
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 # Headless Chromium renders the `evaluate --report` page in tests/test_report.py. Installed only when
@@ -40,6 +40,16 @@ chromium:
 		echo "installing chromium for the report test (apt-get)"; \
 		(apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)) >/dev/null 2>&1 \
 			|| echo "chromium could not be installed (needs root and apt): tests/test_report.py will skip"; \
+	fi
+
+# OpenSSH's server for tests/test_ssh_target.py (the ssh:// search target against a local sshd on
+# 127.0.0.1). Installed only when missing and apt is there; the test skips, saying why, otherwise.
+sshd:
+	@if [ ! -x /usr/sbin/sshd ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing openssh-server for the ssh target test (apt-get)"; \
+		(DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server || (apt-get update -q && \
+			DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server)) >/dev/null 2>&1 \
+			|| echo "openssh-server could not be installed (needs root and apt): tests/test_ssh_target.py will skip"; \
 	fi
 
 # Device tests again under tflite-runtime and numpy 1, as on the board.

@@ -83,7 +83,8 @@ def _fallback_files(fallbacks: Sequence, labels) -> tuple:
 def convert_run(run_dir, out, mode: str = "int8", io: str = "uint8", calibration=None,
                 calibration_size: int = DEFAULT_CALIBRATION_SIZE, fallbacks: Sequence = (),
                 edgetpu: bool = False, require_edgetpu: bool = False, eval_size: Optional[int] = DEFAULT_EVAL_SIZE,
-                golden: int = DEFAULT_GOLDEN, seed: int = 0, edgetpu_timeout: float = 600.0) -> dict:
+                golden: int = DEFAULT_GOLDEN, seed: int = 0, edgetpu_timeout: float = 600.0,
+                max_drop: Optional[float] = None) -> dict:
     """Convert a run's model and write BUNDLE_DIR ``out``.
 
     Args:
@@ -100,6 +101,8 @@ def convert_run(run_dir, out, mode: str = "int8", io: str = "uint8", calibration
         eval_size: at most this many held-out images for the quick float-vs-quantized figure
             (None: all; 0: skip).
         golden: number of golden samples.
+        max_drop: int8 only: run the remedy loop (:mod:`edgecnn.converters.remedy`) and keep the
+            smallest model within this top-1 drop (pp) on the val split; attempts go to the manifest.
 
     Returns:
         The manifest written, plus ``bundle`` (path) and ``messages`` (notes for the user).
@@ -136,8 +139,20 @@ def convert_run(run_dir, out, mode: str = "int8", io: str = "uint8", calibration
             samples, calib_info = draw_from_run(run, calibration_size, seed)
         representative, _ = load_images(samples, size, resize)
 
-    content = tflite.convert_model(model, mode, representative, io)
-    report = tflite.verify_tflite(content, mode, io, size)
+    remedy = None
+    if max_drop is not None and mode == "int8":
+        from edgecnn.converters.remedy import remedy_for_run
+
+        remedy = remedy_for_run(run, model, representative, size, resize, max_drop, io=io, edgetpu=edgetpu)
+        content = remedy["content"]
+        messages.extend(remedy["messages"])
+    else:
+        content = tflite.convert_model(model, mode, representative, io)
+    if remedy and remedy["float_layers"]:  # layers deliberately kept in float: the integer-only check cannot hold
+        report = tflite.describe(tflite.read_tflite(content))
+        report["float_layers"] = remedy["float_layers"]
+    else:
+        report = tflite.verify_tflite(content, mode, io, size)
     files = {"model.tflite": content}
 
     fb_files, fb_names, fb_info = _fallback_files(fallbacks, labels)
@@ -193,6 +208,10 @@ def convert_run(run_dir, out, mode: str = "int8", io: str = "uint8", calibration
         "fallbacks": fb_info,
     }
     extra = {"edgetpu": edgetpu_section} if edgetpu_section is not None else {}
+    if remedy is not None:
+        extra["attempts"] = {"max_drop_pp": max_drop, "chosen": remedy["chosen"], "within": remedy["within"],
+                             "float_accuracy": remedy["float_accuracy"], "worst_layers": remedy["worst_layers"],
+                             "tried": remedy["attempts"]}
     manifest = make_manifest(labels, model_section, metrics=metrics, calibration=calib_info,
                              golden=golden_samples, source=source, **extra)
     write_bundle(out, files, manifest)

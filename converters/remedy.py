@@ -172,3 +172,36 @@ def qat_trainer(train_x: np.ndarray, train_y: np.ndarray, epochs: int = 2, learn
         return qat_model
 
     return train
+
+
+def remedy_for_run(run: dict, model, representative: np.ndarray, size, resize: str, max_drop: float,
+                   io: str = "uint8", edgetpu: bool = False, log: Callable = lambda msg: None) -> dict:
+    """:func:`remedy_convert` for ``edgecnn convert RUN_DIR --int8 --max-drop D``.
+
+    The drop is measured on the run's val split; QAT is tried last when the run recorded a train
+    split (and is not already a QAT run). Returns :func:`remedy_convert`'s result plus
+    ``float_layers`` (of the chosen model) and ``messages`` for the user.
+    """
+    from edgecnn.converters.calibration import run_samples
+    from edgecnn.data import load_images
+
+    val = run_samples(run, "val")
+    if not val:
+        raise ConversionError(f"--max-drop measures the drop on the run's val split, and run '{run.get('run_dir')}' "
+                              "recorded none. Convert without --max-drop, then check with `edgecnn evaluate`.")
+    val_x, val_y = load_images(val, size, resize)
+    train = run_samples(run, "train")
+    qat = None
+    if train and not run.get("qat"):
+        def qat(m):
+            return qat_trainer(*load_images(train, size, resize))(m)
+
+    result = remedy_convert(model, representative, val_x, val_y, max_drop, io=io, edgetpu=edgetpu, qat=qat, log=log)
+    chosen = next(a for a in result["attempts"] if a.get("chosen"))
+    result["float_layers"] = chosen.get("float_layers", [])
+    verdict = "within" if result["within"] else "NOT within (kept the smallest drop)"
+    result["messages"] = [f"--max-drop {max_drop:g}: chose '{result['chosen']}' ({chosen['drop_pp']:.2f} pp on "
+                          f"{len(val_y)} val images, {verdict}) after {len(result['attempts'])} attempt(s)"]
+    if result["float_layers"]:
+        result["messages"].append("kept in float: " + ", ".join(result["float_layers"]))
+    return result

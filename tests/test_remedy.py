@@ -56,3 +56,27 @@ def test_edgetpu_candidates_are_tails():
     assert [[x["index"] for x in t] for t in tails] == [[4, 5], [2, 3, 4, 5]]
     plain = candidate_denylists(layers, worst, edgetpu=False)
     assert [[x["index"] for x in t] for t in plain] == [[2], [2, 4], [4, 5], [2, 3, 4, 5]]
+
+
+def test_convert_max_drop_records_attempts(tmp_path, demo_data):
+    import json
+
+    from click.testing import CliRunner
+
+    from edgecnn.bundle import verify_bundle
+    from edgecnn.cli import cli
+
+    b = build(tmp_path, demo_data)
+    out = tmp_path / "remedied"
+    res = CliRunner().invoke(cli, ["convert", str(b["broken_run"]), "--int8", "--out", str(out), "--max-drop", "2",
+                                   "--eval-size", "0", "--golden", "1", "--json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    manifest = verify_bundle(out)
+    attempts = manifest["attempts"]
+    assert attempts["chosen"] == "ptq_float_1" and attempts["within"]
+    assert [a["name"] for a in attempts["tried"]][:2] == ["ptq", "ptq_float_1"]
+    assert manifest["model"]["tflite_report"]["float_layers"] == ["conv_bad"]
+    res = CliRunner().invoke(cli, ["evaluate", str(out), "--against", str(b["broken_run"]), "--max-drop", "2",
+                                   "--json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["gate"]["passed"]

@@ -202,6 +202,100 @@ def _detect_layout(root: Path):
     return "folders", {"all": {p.name: p for p in _class_dirs(root)}}
 
 
+@dataclass
+class Discovery:
+    """The files of a DATA_DIR before scanning: ``files`` holds ``(split, label index, path)``.
+
+    ``split`` is ``train``/``val``/``test`` in the splits layout and ``all`` in the folders layout.
+    """
+
+    root: Path
+    layout: str
+    labels: List[str]
+    files: List[Tuple[str, int, Path]]
+
+
+def discover(data_dir) -> Discovery:
+    """Find the layout, the classes and every visible file of ``data_dir`` (no file is opened).
+
+    Raises:
+        DataError: the folder is missing, is a file, has no class folders, or (splits layout) has no
+            val/ folder or class folders in val/ or test/ that train/ lacks.
+    """
+    root = _check_root(data_dir)
+    layout, per_split = _detect_layout(root)
+    labels = sorted(per_split["train"] if layout == "splits" else per_split["all"])
+    if not labels:
+        where = root / "train" if layout == "splits" else root
+        raise DataError(f"'{where}' has no class folders. {_FIX_LAYOUT}")
+    if layout == "splits":
+        for split, classes in per_split.items():
+            extra = sorted(set(classes) - set(labels))
+            if extra:
+                raise DataError(f"'{root / split}' has class folders {extra} that '{root / 'train'}' does not "
+                                f"have. Every class in {split}/ needs training images in train/<class>/; add "
+                                "them or remove the folders.")
+    index = {name: i for i, name in enumerate(labels)}
+    files = []
+    for split, classes in per_split.items():
+        for name, folder in sorted(classes.items()):
+            files.extend((split, index[name], p) for p in _files_in(folder))
+    return Discovery(root, layout, labels, files)
+
+
+def _check_two_classes(disc: Discovery) -> None:
+    if len(disc.labels) == 1:
+        where = disc.root / "train" if disc.layout == "splits" else disc.root
+        raise DataError(f"'{where}' has only one class ('{disc.labels[0]}'); a classifier needs at least 2. Add a "
+                        f"folder per class next to '{disc.labels[0]}'.")
+
+
+def assemble(disc: Discovery, results, val_fraction: float = 0.2, test_fraction: float = 0.1,
+             seed: int = 0) -> Dataset:
+    """Build the Dataset from a Discovery and one ``(ScanResult, sha256)`` per file, in order.
+
+    Raises:
+        DataError: no usable image at all, fewer than two classes, or a class too small for the split.
+    """
+    _check_fractions(val_fraction, test_fraction)
+    _check_two_classes(disc)
+    root, labels = disc.root, disc.labels
+    splits_present = sorted({split for split, _, _ in disc.files} | ({"train", "val"} if disc.layout == "splits"
+                                                                      else {"all"}))
+    notes: List[dict] = []
+    skipped: List[dict] = []
+    good: Dict[str, Dict[int, List[Sample]]] = {s: {i: [] for i in range(len(labels))} for s in splits_present}
+    for (split, label, path), (result, digest) in zip(disc.files, results):
+        rel = _rel(path, root)
+        if not result.ok:
+            skipped.append({"path": rel, "reason": result.reason})
+            continue
+        if result.reason:
+            notes.append({"path": rel, "reason": result.reason})
+        good[split][label].append(Sample(path, label, digest))
+
+    total = sum(len(v) for per in good.values() for v in per.values())
+    if total == 0:
+        sample = "; ".join(f"{d['path']}: {d['reason']}" for d in skipped[:3]) or "the class folders are empty"
+        raise DataError(f"'{root}' has class folders ({', '.join(labels)}) but no usable images "
+                        f"({len(skipped)} files skipped: {sample}). Supported extensions: "
+                        f"{', '.join(sorted(IMAGE_EXTENSIONS))}.")
+
+    if disc.layout == "splits":
+        splits = _given_splits(root, labels, good, notes)
+    else:
+        splits = _stratified_split(root, labels, good["all"], val_fraction, test_fraction, seed)
+        if test_fraction == 0:
+            notes.append({"path": "", "reason": "no test split (test_fraction=0): final numbers come from val"})
+    return Dataset(root=root, layout=disc.layout, labels=labels, splits=splits, skipped=skipped, warnings=notes)
+
+
+def _check_fractions(val_fraction, test_fraction):
+    if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
+        raise DataError(f"val_fraction={val_fraction} and test_fraction={test_fraction} must each be in [0, 1) "
+                        "and sum to less than 1, so that train keeps some images.")
+
+
 def load_dataset(data_dir, val_fraction: float = 0.2, test_fraction: float = 0.1, seed: int = 0,
                  max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = False) -> Dataset:
     """Find the classes of ``data_dir``, scan every file and split into train/val[/test].
@@ -222,64 +316,11 @@ def load_dataset(data_dir, val_fraction: float = 0.2, test_fraction: float = 0.1
         DataError: for a missing or empty folder, fewer than two classes, or a class too small
             for the split; the message names the value at fault and the fix.
     """
-    if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
-        raise DataError(f"val_fraction={val_fraction} and test_fraction={test_fraction} must each be in [0, 1) "
-                        "and sum to less than 1, so that train keeps some images.")
-    root = _check_root(data_dir)
-    layout, per_split = _detect_layout(root)
-    if layout == "splits":
-        labels = sorted(per_split["train"])
-    else:
-        labels = sorted(per_split["all"])
-    if not labels:
-        where = root / "train" if layout == "splits" else root
-        raise DataError(f"'{where}' has no class folders. {_FIX_LAYOUT}")
-    if len(labels) == 1:
-        where = root / "train" if layout == "splits" else root
-        raise DataError(f"'{where}' has only one class ('{labels[0]}'); a classifier needs at least 2. Add a "
-                        f"folder per class next to '{labels[0]}'.")
-    index = {name: i for i, name in enumerate(labels)}
-    notes: List[dict] = []
-    if layout == "splits":
-        for split, classes in per_split.items():
-            extra = sorted(set(classes) - set(labels))
-            if extra:
-                raise DataError(f"'{root / split}' has class folders {extra} that '{root / 'train'}' does not "
-                                f"have. Every class in {split}/ needs training images in train/<class>/; add "
-                                "them or remove the folders.")
-
-    # Gather every (split, label, file), then scan them all in one pool.
-    jobs = []  # (split key, label index, path)
-    for split, classes in per_split.items():
-        for name, folder in sorted(classes.items()):
-            jobs.extend((split, index[name], p) for p in _files_in(folder))
-    results = _progress_map(lambda job: _scan_one(job[2], max_pixels), jobs, progress, "Scanning images")
-
-    skipped: List[dict] = []
-    good: Dict[str, Dict[int, List[Sample]]] = {s: {i: [] for i in range(len(labels))} for s in per_split}
-    for (split, label, path), (result, digest) in zip(jobs, results):
-        rel = _rel(path, root)
-        if not result.ok:
-            skipped.append({"path": rel, "reason": result.reason})
-            continue
-        if result.reason:
-            notes.append({"path": rel, "reason": result.reason})
-        good[split][label].append(Sample(path, label, digest))
-
-    total = sum(len(v) for per in good.values() for v in per.values())
-    if total == 0:
-        sample = "; ".join(f"{d['path']}: {d['reason']}" for d in skipped[:3]) or "the class folders are empty"
-        raise DataError(f"'{root}' has class folders ({', '.join(labels)}) but no usable images "
-                        f"({len(skipped)} files skipped: {sample}). Supported extensions: "
-                        f"{', '.join(sorted(IMAGE_EXTENSIONS))}.")
-
-    if layout == "splits":
-        splits = _given_splits(root, labels, good, notes)
-    else:
-        splits = _stratified_split(root, labels, good["all"], val_fraction, test_fraction, seed)
-        if test_fraction == 0:
-            notes.append({"path": "", "reason": "no test split (test_fraction=0): final numbers come from val"})
-    return Dataset(root=root, layout=layout, labels=labels, splits=splits, skipped=skipped, warnings=notes)
+    _check_fractions(val_fraction, test_fraction)
+    disc = discover(data_dir)
+    _check_two_classes(disc)
+    results = _progress_map(lambda job: _scan_one(job[2], max_pixels), disc.files, progress, "Scanning images")
+    return assemble(disc, results, val_fraction, test_fraction, seed)
 
 
 def _given_splits(root, labels, good, notes) -> Dict[str, List[Sample]]:

@@ -134,7 +134,7 @@ def _to_rgb(im) -> np.ndarray:
             im = transposed
     mode = im.mode
     if mode == "RGB":
-        return np.asarray(im, dtype=np.uint8).copy()
+        return np.array(im, dtype=np.uint8)
     if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I", "F"):
         arr = np.asarray(im)
         if arr.dtype.kind == "f":
@@ -150,8 +150,8 @@ def _to_rgb(im) -> np.ndarray:
     if mode in ("RGBA", "LA", "PA", "RGBa", "La"):
         rgba = im.convert("RGBA")
         white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
-        return np.asarray(Image.alpha_composite(white, rgba).convert("RGB"), dtype=np.uint8).copy()
-    return np.asarray(im.convert("RGB"), dtype=np.uint8).copy()
+        return np.array(Image.alpha_composite(white, rgba).convert("RGB"), dtype=np.uint8)
+    return np.array(im.convert("RGB"), dtype=np.uint8)
 
 
 def degenerate_reason(rgb: np.ndarray) -> Optional[str]:
@@ -184,16 +184,25 @@ def _extension_warning(path: Path, fmt: Optional[str]) -> Optional[str]:
             f"(rename it to .{fmt.lower()} to silence this warning)")
 
 
-def _scan(path: Path, max_pixels: int) -> Tuple[ScanResult, Optional[np.ndarray]]:
+def _orientation(im) -> int:
+    try:
+        value = im.getexif().get(0x0112, 1)
+        return int(value) if value in range(1, 9) else 1
+    except Exception:
+        return 1
+
+
+def _scan(path: Path, max_pixels: int) -> Tuple[ScanResult, Optional[np.ndarray], int]:
     path = Path(path)
     if path.suffix.lower() not in IMAGE_EXTENSIONS:
         return ScanResult(path, False, f"not an image file (extension '{path.suffix}')",
-                          None, 0, 0, None), None
+                          None, 0, 0, None), None, 1
     try:
         im = _open_checked(path, max_pixels)
     except _Unusable as exc:
-        return ScanResult(path, False, exc.reason, exc.format, exc.width, exc.height, exc.mode), None
+        return ScanResult(path, False, exc.reason, exc.format, exc.width, exc.height, exc.mode), None, 1
     fmt, (width, height), mode = im.format, im.size, im.mode
+    orientation = _orientation(im)
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -202,13 +211,13 @@ def _scan(path: Path, max_pixels: int) -> Tuple[ScanResult, Optional[np.ndarray]
         text = str(exc) or type(exc).__name__
         reason = (f"truncated or corrupt image data ({text})" if "truncat" in text.lower()
                   else f"corrupt image data, cannot decode ({text})")
-        return ScanResult(path, False, reason, fmt, width, height, mode), None
+        return ScanResult(path, False, reason, fmt, width, height, mode), None, orientation
     finally:
         im.close()
     bad = degenerate_reason(rgb)
     if bad:
-        return ScanResult(path, False, bad, fmt, width, height, mode), None
-    return ScanResult(path, True, _extension_warning(path, fmt), fmt, width, height, mode), rgb
+        return ScanResult(path, False, bad, fmt, width, height, mode), None, orientation
+    return ScanResult(path, True, _extension_warning(path, fmt), fmt, width, height, mode), rgb, orientation
 
 
 def scan_file(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ScanResult:
@@ -225,10 +234,11 @@ def scan_file(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> ScanResult:
     return _scan(Path(path), max_pixels)[0]
 
 
-def scan_and_load(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Tuple[ScanResult, Optional[np.ndarray]]:
-    """Scan ``path`` and return ``(result, rgb)``; ``rgb`` is None when the file is skipped.
+def scan_details(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> Tuple[ScanResult, Optional[np.ndarray], int]:
+    """Scan ``path`` and return ``(result, rgb, exif_orientation)``; ``rgb`` is None for a skipped file.
 
     One decode for both, for callers (the audit) that need the pixels of every good file.
+    ``exif_orientation`` is the EXIF tag's value (1 = upright, also when there is none).
     """
     return _scan(Path(path), max_pixels)
 

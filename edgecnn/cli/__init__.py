@@ -15,6 +15,7 @@ from edgecnn.errors import EdgecnnError
 
 # name -> (module, attribute, one-line help shown by `edgecnn --help` without importing it)
 COMMANDS = {
+    "audit": ("edgecnn.cli.audit", "audit", "Check DATA_DIR: bad files, duplicates, leakage, imbalance, shortcut cues."),
     "search": ("edgecnn.cli.search", "search", "AutoML for the board: the best int8 model within a latency and size budget."),
     "run": ("edgecnn.cli.run", "run", "Classify camera/video frames on the board with a bundle (no TensorFlow)."),
     "benchmark": ("edgecnn.cli.benchmark", "benchmark", "Invoke latency, throughput and peak RSS of a model or bundle."),

@@ -1,0 +1,163 @@
+"""Exact and near-duplicate search, and grouping of duplicates into leakage / conflicts / copies.
+
+Near-duplicates are pairs of images whose 64-bit perceptual hashes differ in at most
+``max_distance`` bits and whose 8x8 colour thumbnails, each normalised to zero mean and unit
+standard deviation, differ by at most ``thumb_tolerance`` (mean absolute difference, in standard
+deviations). The hash compares layout in grayscale; the thumbnail confirms colour (two different
+circles on a plain background can share a grayscale hash, not a colour thumbnail). The normalising
+makes the check indifferent to brightness and contrast changes, and as strict for dark images as
+for bright ones. Measured: re-encoding, resizing, blur and +-30 brightness stay under 0.17;
+different images with the same layout start at 0.3.
+
+The search is multi-index hashing: split the 64 bits into ``max_distance + 1`` chunks; by the
+pigeonhole principle two hashes within ``max_distance`` bits agree exactly on at least one chunk,
+so only images sharing a chunk value are compared. It returns exactly the pairs of the naive
+all-pairs comparison (``near_pairs_naive``), which the tests and the benchmark check.
+"""
+
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from edgecnn.audit.hashing import HASH_BITS, hamming
+
+MAX_DISTANCE_LIMIT = 32
+
+
+def _chunks(max_distance: int) -> List[Tuple[int, int]]:
+    """``(shift, width)`` of ``max_distance + 1`` chunks covering the 64 bits."""
+    m = max_distance + 1
+    widths = [HASH_BITS // m + (1 if k < HASH_BITS % m else 0) for k in range(m)]
+    out, shift = [], 0
+    for w in widths:
+        out.append((shift, w))
+        shift += w
+    return out
+
+
+def _check_distance(max_distance: int) -> None:
+    if not 0 <= int(max_distance) <= MAX_DISTANCE_LIMIT:
+        raise ValueError(f"max_distance={max_distance} must be between 0 and {MAX_DISTANCE_LIMIT} bits "
+                         "(of 64); 4-10 finds re-encoded, resized or slightly edited copies.")
+
+
+def _candidates(hashes: np.ndarray, max_distance: int) -> np.ndarray:
+    """Pair codes ``i * n + j`` (i < j) of images sharing at least one chunk value."""
+    n = len(hashes)
+    codes = []
+    for shift, width in _chunks(max_distance):
+        keys = (hashes >> np.uint64(shift)) & np.uint64((1 << width) - 1)
+        order = np.argsort(keys, kind="stable")
+        sorted_keys = keys[order]
+        starts = np.flatnonzero(np.r_[True, sorted_keys[1:] != sorted_keys[:-1]])
+        sizes = np.diff(np.r_[starts, n])
+        for start, size in zip(starts[sizes > 1], sizes[sizes > 1]):
+            members = np.sort(order[start:start + size]).astype(np.int64)
+            a, b = np.triu_indices(size, 1)
+            codes.append(members[a] * n + members[b])
+    if not codes:
+        return np.empty(0, dtype=np.int64)
+    return np.unique(np.concatenate(codes))
+
+
+def normalise_thumbs(thumbs: np.ndarray) -> np.ndarray:
+    """N x ... uint8 thumbnails -> N x K float32, each with zero mean and unit std (std floored at 2)."""
+    t = np.asarray(thumbs, dtype=np.float32).reshape(len(thumbs), -1)
+    t = t - t.mean(axis=1, keepdims=True)
+    return t / np.maximum(t.std(axis=1, keepdims=True), 2.0)
+
+
+def _confirm(i, j, hashes, thumbs, max_distance, thumb_tolerance):
+    """Keep the pairs within ``max_distance`` bits (and the thumbnail tolerance when thumbs are given)."""
+    d = hamming(hashes[i], hashes[j])
+    keep = d <= max_distance
+    if thumbs is not None and thumb_tolerance is not None and len(i):
+        z = normalise_thumbs(thumbs)
+        keep &= np.abs(z[i] - z[j]).mean(axis=1) <= thumb_tolerance
+    return i[keep], j[keep], d[keep]
+
+
+def near_pairs(hashes, max_distance: int = 8, thumbs: Optional[np.ndarray] = None,
+               thumb_tolerance: Optional[float] = None) -> List[Tuple[int, int, int]]:
+    """Near-duplicate pairs ``(i, j, distance)`` with ``i < j``, by multi-index hashing (sorted)."""
+    _check_distance(max_distance)
+    hashes = np.asarray(hashes, dtype=np.uint64)
+    n = len(hashes)
+    codes = _candidates(hashes, max_distance)
+    i, j = codes // max(n, 1), codes % max(n, 1)
+    i, j, d = _confirm(i, j, hashes, thumbs, max_distance, thumb_tolerance)
+    return sorted(zip(i.tolist(), j.tolist(), d.tolist()))
+
+
+def near_pairs_naive(hashes, max_distance: int = 8, thumbs: Optional[np.ndarray] = None,
+                     thumb_tolerance: Optional[float] = None, block: int = 512) -> List[Tuple[int, int, int]]:
+    """The same pairs by comparing every pair (quadratic; for tests and the benchmark)."""
+    _check_distance(max_distance)
+    hashes = np.asarray(hashes, dtype=np.uint64)
+    n = len(hashes)
+    out_i, out_j = [], []
+    for start in range(0, n, block):
+        rows = np.arange(start, min(n, start + block))
+        d = hamming(hashes[rows, None], hashes[None, :])
+        r, c = np.nonzero(d <= max_distance)
+        keep = c > rows[r]
+        out_i.append(rows[r[keep]])
+        out_j.append(c[keep])
+    i = np.concatenate(out_i) if out_i else np.empty(0, np.int64)
+    j = np.concatenate(out_j) if out_j else np.empty(0, np.int64)
+    i, j, d = _confirm(i.astype(np.int64), j.astype(np.int64), hashes, thumbs, max_distance, thumb_tolerance)
+    return sorted(zip(i.tolist(), j.tolist(), d.tolist()))
+
+
+def exact_pairs(digests: Sequence[str]) -> List[Tuple[int, int]]:
+    """Pairs of items with the same content hash (each file linked to the first of its kind)."""
+    first: Dict[str, int] = {}
+    pairs = []
+    for k, digest in enumerate(digests):
+        if digest is None:
+            continue
+        if digest in first:
+            pairs.append((first[digest], k))
+        else:
+            first[digest] = k
+    return pairs
+
+
+def connected_groups(n: int, pairs) -> List[List[int]]:
+    """Connected components (size >= 2) of the graph with ``pairs`` as edges, sorted."""
+    parent = list(range(n))
+
+    def find(x):
+        while parent[x] != x:
+            parent[x] = parent[parent[x]]
+            x = parent[x]
+        return x
+
+    for pair in pairs:
+        a, b = find(pair[0]), find(pair[1])
+        if a != b:
+            parent[max(a, b)] = min(a, b)
+    groups: Dict[int, List[int]] = {}
+    for k in range(n):
+        groups.setdefault(find(k), []).append(k)
+    return sorted((g for g in groups.values() if len(g) > 1), key=lambda g: g[0])
+
+
+def classify_groups(groups, labels: Sequence[int], splits: Sequence[str], digests: Sequence[str]) -> Dict[str, list]:
+    """Sort duplicate groups into ``leakage`` (several splits), ``label_conflicts`` (several labels),
+    ``exact_duplicates`` and ``near_duplicates`` (one class, one split; exact when every member
+    has the same content hash). A group in several splits and with several labels counts in both
+    ``leakage`` and ``label_conflicts``.
+    """
+    out = {"leakage": [], "label_conflicts": [], "exact_duplicates": [], "near_duplicates": []}
+    for group in groups:
+        multi_split = len({splits[k] for k in group}) > 1
+        multi_label = len({labels[k] for k in group}) > 1
+        if multi_split:
+            out["leakage"].append(group)
+        if multi_label:
+            out["label_conflicts"].append(group)
+        if not multi_split and not multi_label:
+            exact = len({digests[k] for k in group}) == 1
+            out["exact_duplicates" if exact else "near_duplicates"].append(group)
+    return out

@@ -202,11 +202,12 @@ def _scan(path: Path, max_pixels: int) -> Tuple[ScanResult, Optional[np.ndarray]
     except _Unusable as exc:
         return ScanResult(path, False, exc.reason, exc.format, exc.width, exc.height, exc.mode), None, 1
     fmt, (width, height), mode = im.format, im.size, im.mode
-    orientation = _orientation(im)
+    orientation = 1
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            rgb = _to_rgb(im)
+            rgb = _to_rgb(im)  # decode first: getexif() may load a PNG and swallow its errors
+            orientation = _orientation(im)
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for corrupt data
         text = str(exc) or type(exc).__name__
         reason = (f"truncated or corrupt image data ({text})" if "truncat" in text.lower()

@@ -25,10 +25,10 @@ def finetune_options(config: dict, weights, overrides: Optional[dict] = None) ->
             "lr": config["lr"], "balance": config.get("balance", "none"),
             "augment": config.get("augment", "none") or "none", "batch_size": config.get("batch_size", 32)}
     if folder is not None:
-        from edgecnn.registry import get_backbone
+        from edgecnn.search.space import weights_file
 
-        path = folder / get_backbone(config["backbone"]).weights_filename(config["alpha"], config["input_size"])
-        opts["weights"] = str(path) if path.is_file() else "imagenet"
+        path = weights_file(folder, config["backbone"], config["alpha"], config["input_size"])
+        opts["weights"] = str(path) if path is not None else "imagenet"
     else:
         opts["weights"] = "none" if weights is None else str(weights)
     unfreeze = int(config.get("unfreeze_top") or 0)

@@ -4,7 +4,8 @@ The trial's steps:
 
 1. **Reject before training** when the budget is already busted: the int8 size is estimated from
    the parameter count, the latency from the MACs with a named profile, or, for ``host`` and
-   ``ssh://`` targets, from what earlier trials of the same base measured.
+   ``ssh://`` targets, from what earlier trials of the same base measured, else by measuring the
+   untrained architecture's int8 model on the target once per base (same ops, same latency).
 2. **Head phase** on cached base features (``SEARCH_DIR/cache``: a base and input size that repeat
    across trials are run over the images once); its validation accuracy is reported to Optuna.
 3. **Pruning** (multi-objective safe): the trial stops there when an earlier finished, feasible
@@ -103,13 +104,13 @@ class SearchData:
 
 def _weights_for(params, weights):
     from edgecnn.registry import get_backbone, resolve_weights
-    from edgecnn.search.space import weights_dir
+    from edgecnn.search.space import weights_dir, weights_file
 
     folder = weights_dir(weights)
     entry = get_backbone(params["backbone"])
     if folder is not None:
-        path = folder / entry.weights_filename(params["alpha"], params["input_size"])
-        return str(path) if path.is_file() else "imagenet"
+        path = weights_file(folder, params["backbone"], params["alpha"], params["input_size"])
+        return str(path) if path is not None else "imagenet"
     if weights is None or str(weights).lower() == "none":
         return "none"
     return resolve_weights(entry, weights, params["alpha"], params["input_size"]) or "none"
@@ -295,17 +296,41 @@ def estimate_size_kb(model) -> float:
 
 # ---------------------------------------------------------------- the trial
 
+def probe_latency(arch, params, ctx) -> float:
+    """Measure the untrained architecture's int8 model on the target, once per base (cached).
+
+    The trained model has the same ops and shapes, so its latency is the same up to noise; this
+    lets a measured target (host, ssh://) reject a base before any training when it is too slow.
+    """
+    key = hashlib.sha256(f"{params['base']}|{ctx.data.num_classes}|{ctx.target.name}|"
+                         f"{getattr(ctx.target, 'stat', '')}".encode()).hexdigest()[:16]
+    path = ctx.data.cache_dir / f"latency-probe-{key}.json"
+    if path.is_file():
+        try:
+            return float(json.loads(path.read_text())["latency_ms"])
+        except (OSError, ValueError, KeyError):
+            pass
+    content = convert_int8(arch, ctx.data.calibration_images(params["input_size"])[:8])
+    model_path = atomic.write_bytes(ctx.data.cache_dir / f"probe-{key}.tflite", content)
+    measured = ctx.target.measure(model_path)
+    atomic.write_json(path, {"base": params["base"], "target": ctx.target.name,
+                             "latency_ms": float(measured["latency_ms"])})
+    model_path.unlink()
+    return float(measured["latency_ms"])
+
+
 class TrialContext:
     """What every trial of one search shares."""
 
     def __init__(self, data: SearchData, target, search_dir, max_latency_ms: float, max_size_kb: float,
                  weights: Optional[str] = "imagenet", prune_margin: float = 0.1, seed: int = 0,
-                 log=None, keep_models: bool = True):
+                 log=None, keep_models: bool = True, probe: bool = True):
         self.data, self.target, self.search_dir = data, target, Path(search_dir)
         self.max_latency_ms, self.max_size_kb = float(max_latency_ms), float(max_size_kb)
         self.weights, self.prune_margin, self.seed = weights, float(prune_margin), int(seed)
         self.log = log or (lambda msg: None)
         self.keep_models = keep_models
+        self.probe = probe  # measure an untrained copy of a new base before training it
 
 
 def constraints(latency_ms, size_kb, ctx) -> list:
@@ -352,10 +377,13 @@ def run_trial(trial, params: dict, ctx: TrialContext, finished) -> tuple:
     arch, _ = build(params, data.num_classes, "none", seed)
     est_size = estimate_size_kb(arch)
     counts = count_keras(arch)
-    del arch
     est_latency = ctx.target.estimate_counts(counts)
     if est_latency is None:
         est_latency = known_latency(finished, params["base"])
+    if est_latency is None and est_size <= ctx.max_size_kb and ctx.probe:
+        est_latency = probe_latency(arch, params, ctx)
+        attrs["latency_probe"] = True
+    del arch
     attrs.update(est_size_kb=est_size, est_latency_ms=est_latency, macs=int(sum(counts[k] for k in
                                                                                  ("conv", "depthwise",
                                                                                   "fully_connected"))))

@@ -73,6 +73,23 @@ def weights_dir(weights: Optional[str]) -> Optional[Path]:
     return None
 
 
+def weights_file(folder, backbone: str, alpha, size: int) -> Optional[Path]:
+    """The local weights file of a base in ``folder``, or None.
+
+    Tries the registry's name first, then the spelling with a decimal width
+    (``mobilenet_v2_1.0_224_imagenet_notop.h5``, as in ../shared/models/pretrained).
+    """
+    entry = get_backbone(backbone)
+    names = [entry.weights_filename(alpha, size)]
+    if alpha is not None:
+        names.append(f"{entry.name}_{float(alpha):.1f}_{int(size)}_imagenet_notop.h5")
+        names.append(f"{entry.name}_{float(alpha):g}_{int(size)}_imagenet_notop.h5")
+    for name in names:
+        if (Path(folder) / name).is_file():
+            return Path(folder) / name
+    return None
+
+
 def available_bases(weights: Optional[str] = "imagenet"):
     """Registry bases this machine can build: local weights files when there are any.
 
@@ -86,7 +103,7 @@ def available_bases(weights: Optional[str] = "imagenet"):
             alphas = b.alphas or (None,)
             for alpha in alphas:
                 for size in b.sizes:
-                    if (folder / b.weights_filename(alpha, size)).is_file():
+                    if weights_file(folder, b.name, alpha, size) is not None:
                         out.append(base_key(b.name, alpha, size))
         if not out:
             raise SpaceError(f"no registry weights file in '{folder}' (expected names like "

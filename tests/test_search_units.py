@@ -1,0 +1,99 @@
+"""Unit tests of the search's pure parts: the space, the Pareto front, the pruning rule (no TensorFlow)."""
+
+import json
+from types import SimpleNamespace
+
+import pytest
+
+from edgecnn.search import pareto
+from edgecnn.search.objective import should_prune
+from edgecnn.search.space import SpaceError, available_bases, build_space, read_space_file, suggest, weights_file
+
+
+def rec(n, acc, lat, size, feasible=True, state="COMPLETE", **kw):
+    return dict(number=n, int8_acc=acc, latency_ms=lat, size_kb=size, feasible=feasible, state=state, params={}, **kw)
+
+
+def test_front_keeps_only_feasible_non_dominated():
+    records = [rec(0, 0.9, 10, 500), rec(1, 0.8, 5, 300), rec(2, 0.7, 12, 600),  # 2 is dominated by 0
+               rec(3, 0.99, 50, 900, feasible=False), rec(4, 0.95, 8, 400, state="PRUNED")]
+    front = pareto.front(records)
+    assert [r["number"] for r in front] == [0, 1]
+    assert pareto.best(records)["number"] == 0
+
+
+def test_rejected_trials_are_never_winners():
+    records = [rec(0, 0.0, 1, 1, feasible=False, rejected="estimated size 900 KB > 700 KB"), rec(1, 0.5, 9, 9)]
+    assert pareto.best(records)["number"] == 1
+
+
+def _t(number, head_acc, base, lat, size, feasible=True):
+    return SimpleNamespace(number=number, user_attrs={"head_acc": head_acc, "base": base, "latency_ms": lat,
+                                                      "size_kb": size, "feasible": feasible})
+
+
+def test_pruning_rule_is_pareto_safe():
+    finished = [_t(0, 0.9, "a", 10.0, 500.0)]
+    # Same base, 0.3 below: dominated at the same checkpoint -> pruned.
+    assert should_prune(0.6, "a", None, None, finished, 0.1) == 0
+    # Within the margin: kept.
+    assert should_prune(0.85, "a", None, None, finished, 0.1) is None
+    # Another base that is faster than the better trial: it may be on the front -> kept.
+    assert should_prune(0.5, "b", 5.0, 300.0, finished, 0.1) is None
+    # Another base that is slower and bigger than a clearly better trial: pruned.
+    assert should_prune(0.5, "b", 20.0, 900.0, finished, 0.1) == 0
+    # Infeasible trials never prune others.
+    assert should_prune(0.1, "a", None, None, [_t(0, 0.9, "a", 10.0, 500.0, feasible=False)], 0.1) is None
+
+
+def test_space_from_weights_folder(tmp_path):
+    (tmp_path / "mobilenet_v1_0.25_128_imagenet_notop.h5").write_bytes(b"x")
+    (tmp_path / "mobilenet_v2_1.0_224_imagenet_notop.h5").write_bytes(b"x")
+    assert available_bases(str(tmp_path)) == ["mobilenet_v1:0.25:128", "mobilenet_v2:1:224"]
+    assert weights_file(tmp_path, "mobilenet_v2", 1.0, 224).name == "mobilenet_v2_1.0_224_imagenet_notop.h5"
+    space = build_space(str(tmp_path), {"backbone": ["mobilenet_v1"], "unfreeze_top": [0]})
+    assert space["bases"] == ["mobilenet_v1:0.25:128"]
+
+
+def test_space_filters_that_leave_nothing(tmp_path):
+    (tmp_path / "mobilenet_v1_0.25_128_imagenet_notop.h5").write_bytes(b"x")
+    with pytest.raises(SpaceError, match="no base left"):
+        build_space(str(tmp_path), {"input_size": [224]})
+
+
+def test_toml_space_file(tmp_path):
+    f = tmp_path / "space.toml"
+    f.write_text('bases = ["mobilenet_v1:0.25:128"]\nunfreeze_top = [0, 10]\nlr = {low = 1e-3, high = 1e-2}\n'
+                 'epochs = 4\n')
+    space = build_space("none", read_space_file(f))
+    assert space["epochs"] == 4 and space["lr"] == {"low": 1e-3, "high": 1e-2}
+
+
+@pytest.mark.parametrize("content, message", [
+    ('{"bases": ["resnet:1:224"]}', "is not BACKBONE:ALPHA:SIZE"),
+    ('{"augment": ["wild"]}', "'augment' in .* has \\['wild'\\]"),
+    ('{"lr": {"low": 1, "high": 0.1}}', "needs 0 < low <= high"),
+    ('{"epochs": -1}', "must be an integer >= 0"),
+    ('[1, 2]', "must hold an object"),
+])
+def test_bad_space_values(tmp_path, content, message):
+    f = tmp_path / "space.json"
+    f.write_text(content)
+    with pytest.raises(SpaceError, match=message):
+        build_space("none", read_space_file(f), f"--space file '{f}'")
+
+
+def test_suggest_with_a_fixed_trial():
+    import optuna
+
+    space = build_space("none", {"bases": ["mobilenet_v1:0.25:96"], "unfreeze_top": [0, 10]})
+    params = suggest(optuna.trial.FixedTrial({"base": "mobilenet_v1:0.25:96", "unfreeze_top": 0, "lr": 1e-3,
+                                              "balance": "none"}), space)
+    assert params["unfreeze_top"] == 0 and params["augment"] == "none" and params["fine_tune_lr"] is None
+    assert params["alpha"] == 0.25 and params["input_size"] == 96
+
+
+def test_missing_space_file(tmp_path):
+    with pytest.raises(SpaceError, match="does not exist"):
+        read_space_file(tmp_path / "nope.json")
+    assert json.dumps(build_space("none"))  # the default space is JSON-safe (stored in the study)

@@ -90,7 +90,7 @@ def bench_base(backbone, alpha, size, dataset, weights_dir, max_drop, seed, epoc
                             log=lambda m: log(f"  remedy {m}"))
     remedied_acc = accuracy(predict_tflite(result["content"], test_x), test_y)
     return {
-        "base": f"{backbone}_{alpha:g}_{size}",
+        "base": f"{backbone}_{alpha:.1f}_{size}",
         "float_acc": round(float_acc, 4),
         "ptq_acc": round(ptq_acc, 4),
         "remedied_acc": round(remedied_acc, 4),

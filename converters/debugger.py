@@ -19,6 +19,7 @@ everything else in int8, with the same uint8/int8 I/O as a plain full-integer co
 
 import csv
 import io
+import warnings
 from typing import List, Optional, Sequence
 
 import numpy as np
@@ -108,10 +109,12 @@ class LayerDebugger:
             layer_direct_compare_metrics={"relative_rmse": channel_relative_rmse})
         # The direct comparison needs every intermediate tensor kept, which only the debugger built
         # from a debug model's bytes does (experimental_preserve_all_tensors).
-        measuring = tf.lite.experimental.QuantizationDebugger(
-            quant_debug_model_content=self.debugger.quant_model, debug_dataset=self._debug_data,
-            debug_options=options)
-        measuring.run()
+        with warnings.catch_warnings():  # "preserve_all_tensors is for debugging": that is what this is
+            warnings.simplefilter("ignore", UserWarning)
+            measuring = tf.lite.experimental.QuantizationDebugger(
+                quant_debug_model_content=self.debugger.quant_model, debug_dataset=self._debug_data,
+                debug_options=options)
+            measuring.run()
         buf = io.StringIO()
         measuring.layer_statistics_dump(buf)
         rows = list(csv.DictReader(io.StringIO(buf.getvalue())))

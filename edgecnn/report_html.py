@@ -17,7 +17,8 @@ from edgecnn.calibrate import risk_coverage
 CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:.5em 0 1.5em}th,td{border:1px solid #ccc;padding:.25em .6em;text-align:right}
 th{background:#f3f3f3}td:first-child,th:first-child{text-align:left}.fail{color:#b00020;font-weight:bold}
-.pass{color:#1b5e20;font-weight:bold}img{max-width:100%;border:1px solid #eee}"""
+.pass{color:#1b5e20;font-weight:bold}img{max-width:100%;border:1px solid #eee}
+.scroll{overflow-x:auto}"""
 
 
 def _png(fig) -> str:
@@ -89,7 +90,7 @@ def risk_coverage_figure(y, probs: dict) -> str:
 def _table(headers, rows) -> str:
     head = "".join(f"<th>{html.escape(str(h))}</th>" for h in headers)
     body = "".join("<tr>" + "".join(f"<td>{_cell(v)}</td>" for v in row) + "</tr>" for row in rows)
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>"
+    return f"<div class='scroll'><table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table></div>"
 
 
 def _cell(value) -> str:

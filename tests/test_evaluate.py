@@ -55,11 +55,12 @@ def test_class_gate_and_groups(built, tmp_path):
 
 def test_data_folder_and_ensemble(built, demo_data):
     res = invoke("evaluate", built["good_bundle"], built["good_bundle"], demo_data, "--against", built["good_run"],
-                 "--json")
+                 "--debug-layers", "--json")
     assert res.exit_code == 0, res.output
     out = json.loads(res.output)
     assert out["data"]["kind"] == "data" and out["data"]["n"] == 240
     assert set(out["models"]) == {"float", "good_bundle", "good_bundle_1", "ensemble"}
+    assert out["debug"]["worst"] and out["debug"]["images"] == "train split"
     # Two identical bundles: the ensemble is the same model.
     assert out["models"]["ensemble"]["accuracy"] == out["models"]["good_bundle"]["accuracy"]
 

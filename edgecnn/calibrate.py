@@ -2,8 +2,11 @@
 
 Pure numpy, so it is tested with plain arrays. The board applies the same rule (DESIGN rule 9)::
 
-    scaled = softmax(log(clip(p, EPS, 1)) / temperature)      # p: dequantized output probabilities
+    scaled = softmax(log(max(p, 1e-12)) / temperature)        # p: dequantized output probabilities
     accept top-1 class c  iff  scaled[c] >= thresholds[c]
+
+``scaled_probs`` *is* the board's function (``edgecnn.devices.decision.to_probabilities``), so the
+thresholds are chosen on exactly the numbers the board compares them with.
 
 The temperature is fitted by minimising the negative log-likelihood on the validation split with a
 golden-section search over ``log(T)`` (no scipy). Thresholds are chosen per class for a target
@@ -15,16 +18,16 @@ import math
 
 import numpy as np
 
-from edgecnn.metrics import expected_calibration_error, softmax
+from edgecnn.metrics import expected_calibration_error
 
-EPS = 1e-6  # floor of dequantized probabilities before the log (an int8 output can be exactly 0)
 T_MIN, T_MAX = 0.05, 20.0
 
 
 def scaled_probs(probs, temperature: float = 1.0) -> np.ndarray:
-    """Temperature-scaled probabilities, treating ``log(probs)`` as logits."""
-    logp = np.log(np.clip(np.asarray(probs, dtype=np.float64), EPS, 1.0))
-    return softmax(logp, temperature)
+    """Temperature-scaled probabilities, treating ``log(probs)`` as logits, as the board computes them."""
+    from edgecnn.devices.decision import to_probabilities
+
+    return to_probabilities(np.asarray(probs, dtype=np.float32), float(temperature)).astype(np.float64)
 
 
 def nll(probs, y_true, temperature: float = 1.0) -> float:

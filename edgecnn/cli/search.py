@@ -82,5 +82,5 @@ def search(data_dir, target, max_latency_ms, max_size_kb, trials, out, space, st
 
         records = result.get("front_trials", [])
         rows = [dict(r, state="COMPLETE", feasible=True, params=r.get("params") or {}) for r in records]
-        Console(stderr=False).print(pareto.table(rows, result["budget"]))
+        Console().print(pareto.table(rows, result["budget"], total=result.get("counts", {}).get("finished")))
     emit(result, as_json, quiet, lambda: _summary(result))

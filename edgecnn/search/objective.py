@@ -24,7 +24,6 @@ The figures go to Optuna as values ``(int8 accuracy, latency ms, size KB)`` with
 
 import hashlib
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Optional
@@ -437,7 +436,8 @@ def run_trial(trial, params: dict, ctx: TrialContext, finished) -> tuple:
         attrs["latency_stats"] = {k: bench[k] for k in bench if isinstance(bench[k], (int, float))}
     atomic.write_json(trial_dir / "trial.json", {"number": trial.number, "params": params, **attrs})
     if not ctx.keep_models:
-        shutil.rmtree(trial_dir / "model.tflite", ignore_errors=True)
+        (trial_dir / "model.tflite").unlink(missing_ok=True)
+        attrs.pop("model", None)
     _set_attrs(trial, attrs)
     return acc, latency, size_kb
 

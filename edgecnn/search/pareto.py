@@ -44,13 +44,14 @@ def latency_label(records) -> str:
     return "latency (ms, ESTIMATE)" if kinds == {"estimate"} else "latency (ms)"
 
 
-def table(records: List[dict], budget: dict, title: str = "Pareto front"):
+def table(records: List[dict], budget: dict, title: str = "Pareto front", total=None):
     """A rich Table of the front (the estimate is labelled as such)."""
     from rich.table import Table
 
     f = front(records)
+    total = len(records) if total is None else total
     estimate = any(r.get("latency_kind") == "estimate" for r in f)
-    t = Table(title=f"{title} ({len(f)} of {len(records)} trials; budget {budget['max_latency_ms']:g} ms, "
+    t = Table(title=f"{title} ({len(f)} of {total} trials; budget {budget['max_latency_ms']:g} ms, "
                     f"{budget['max_size_kb']:g} KB{'; latency is an ESTIMATE' if estimate else ''})")
     for col in ("trial", "base", "unfreeze", "lr", "augment", "balance", "int8 acc",
                 "latency ms" + (" (est.)" if estimate else ""), "size KB"):

@@ -96,8 +96,10 @@ def run(bundle_dir, source, backend="auto", threads=None, edgetpu=False, mode="a
     def opener():
         return first.pop() if first else open_()
 
+    current = [engine]  # the capture thread preprocesses for whichever engine is current
     capture = Capture(opener, mode=mode, stall_s=stall_s, repeat_limit=repeat_limit,
-                      exit_on_end=exit_on_source_end, on_event=emit_status)
+                      exit_on_end=exit_on_source_end, on_event=emit_status,
+                      prepare=lambda image: current[0].prepare(image))
     review = server = watcher = None
     if review_dir:
         from edgecnn.devices.review import ReviewStore
@@ -136,7 +138,7 @@ def run(bundle_dir, source, backend="auto", threads=None, edgetpu=False, mode="a
                 new = watcher.take()
                 if new is not None:
                     engine.close()
-                    engine = new
+                    engine = current[0] = new
                     stats.extra["engine"] = engine.describe()
                     emit_status({"event": "bundle_swapped", **engine.describe()})
             engine.maybe_retry_tpu()
@@ -147,7 +149,7 @@ def run(bundle_dir, source, backend="auto", threads=None, edgetpu=False, mode="a
                 continue
             t0 = time.perf_counter()
             try:
-                label, score, decision = engine.classify(frame.image)
+                label, score, decision = engine.classify(frame.image, frame.prepared)
             except (RuntimeError, ValueError) as exc:
                 errors += 1
                 emit_status({"event": "error", "frame": frame.id, "error": str(exc).strip().splitlines()[0]})

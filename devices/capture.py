@@ -25,6 +25,7 @@ class Frame:
     id: int
     time: float          # time.time() when captured
     image: np.ndarray    # BGR uint8
+    prepared: object = None  # what ``prepare(image)`` returned in the capture thread
 
 
 _END = object()
@@ -35,13 +36,15 @@ class Capture:
         opener: ``opener() -> source`` (see :mod:`edgecnn.devices.sources`); called again to reopen.
         mode: ``live`` (drop stale frames) or ``replay`` (every frame, in order).
         on_event: callable receiving ``source_lost`` / ``source_reopened`` / ``source_ended`` events.
+        prepare: optional ``prepare(image)`` run in the capture thread (preprocessing ahead of the
+            consumer); its result is ``Frame.prepared``.
     """
 
     def __init__(self, opener, mode="live", stall_s=5.0, repeat_limit=100, backoff_s=0.5, backoff_max_s=30.0,
-                 exit_on_end=False, on_event=None, queue_size=4):
+                 exit_on_end=False, on_event=None, queue_size=4, prepare=None):
         if mode not in ("live", "replay"):
             raise ValueError(f"unknown capture mode '{mode}'; use live or replay")
-        self.opener, self.mode = opener, mode
+        self.opener, self.mode, self.prepare = opener, mode, prepare
         # a replay reader waits for the consumer, so silence there is not a stall
         self.stall_s = 0.0 if mode == "replay" else float(stall_s or 0.0)
         self.repeat_limit = int(repeat_limit or 0)
@@ -60,6 +63,7 @@ class Capture:
         self._next_id = 0
         self._flowing = False         # the current reader has delivered a frame
         self._reopening = False
+        self._readers = []
         self._supervisor = threading.Thread(target=self._supervise, name="edgecnn-capture", daemon=True)
 
     # --- consumer side ---------------------------------------------------------------------------
@@ -97,18 +101,28 @@ class Capture:
         with self._cond:
             return self._ended and self._slot is None
 
-    def stop(self):
+    def stop(self, timeout=2.0):
+        """Stop and join the threads (a reader stuck in a blocking read is left behind after ``timeout``).
+
+        Joining matters: a daemon thread still inside OpenCV when Python exits can abort the process.
+        """
         self._stop.set()
         with self._cond:
             self._cond.notify_all()
         self._generation += 1  # any reader still running sees it is stale and releases its source
+        deadline = time.monotonic() + timeout
+        for thread in [self._supervisor] + self._readers:
+            if thread.is_alive() and thread is not threading.current_thread():
+                thread.join(max(0.0, deadline - time.monotonic()))
 
     # --- reader threads --------------------------------------------------------------------------
     def _spawn_reader(self):
         self._generation += 1
         self._last_frame = time.monotonic()
         self._flowing = False
-        threading.Thread(target=self._read, args=(self._generation,), name="edgecnn-reader", daemon=True).start()
+        reader = threading.Thread(target=self._read, args=(self._generation,), name="edgecnn-reader", daemon=True)
+        self._readers = [t for t in self._readers if t.is_alive()] + [reader]
+        reader.start()
 
     def _report(self, generation, reason):
         with self._cond:
@@ -148,6 +162,11 @@ class Capture:
 
     def _publish(self, image):
         frame = Frame(self._next_id, time.time(), image)
+        if self.prepare is not None:
+            try:
+                frame.prepared = self.prepare(image)
+            except Exception:  # the consumer prepares it again and reports any error
+                frame.prepared = None
         self._next_id += 1
         self.stats["frames"] += 1
         self._last_frame = time.monotonic()

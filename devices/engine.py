@@ -14,7 +14,7 @@ from edgecnn.bundle import load_manifest, model_path, verify_bundle
 from edgecnn.devices import backends
 from edgecnn.devices.decision import Policy
 from edgecnn.devices.edgetpu import Watchdog, load_edgetpu_delegate
-from edgecnn.devices.preprocess import bgr_to_rgb, to_input_tensor
+from edgecnn.devices.preprocess import bgr_to_rgb, resize_rgb, to_input_tensor
 from edgecnn.errors import DeviceError
 
 
@@ -34,14 +34,18 @@ class Runner:
         return to_input_tensor(rgb, self.size, self.resize, self.dtype, self.scale, self.zero_point,
                                self.mean, self.std)
 
+    def frame_tensor(self, frame: np.ndarray, swap: bool = True) -> np.ndarray:
+        """The input tensor for a captured frame: resized first, then BGR -> RGB on the small image
+        when ``swap``. Equal to ``tensor(bgr_to_rgb(frame))`` (OpenCV resizes each channel on its
+        own) and cheaper: the channel swap of a full camera frame costs more than the resize."""
+        resized = resize_rgb(frame, self.size, self.resize)
+        return self.tensor(bgr_to_rgb(resized) if swap else resized)
+
     def invoke(self, tensor: np.ndarray) -> np.ndarray:
         """Run one input tensor; return the dequantized output scores."""
         backends.set_input(self.interpreter, tensor)
         self.interpreter.invoke()
         return backends.output_scores(self.interpreter)
-
-    def scores(self, rgb: np.ndarray) -> np.ndarray:
-        return self.invoke(self.tensor(rgb))
 
 
 class Engine:
@@ -65,6 +69,7 @@ class Engine:
         self.model = self.manifest["model"]
         if self.model.get("color_order", "RGB") not in ("RGB", "BGR"):
             raise DeviceError(f"bundle '{bundle_dir}' has color_order {self.model['color_order']!r}; use RGB or BGR")
+        self._swap = self.model.get("color_order", "RGB") == "RGB"  # captured frames are BGR
         self.labels = list(self.manifest["labels"])
         self.policy = Policy(self.manifest["decision"], self.labels)
         self.want_tpu = bool(edgetpu)
@@ -130,15 +135,24 @@ class Engine:
         """A captured (BGR, OpenCV) frame in the order the model wants."""
         return bgr_to_rgb(frame_bgr) if self.model.get("color_order", "RGB") == "RGB" else frame_bgr
 
-    def primary_scores(self, rgb: np.ndarray) -> np.ndarray:
-        with self.watchdog.guard():
-            return self.primary.scores(rgb)
+    def prepare(self, frame_bgr: np.ndarray):
+        """The primary's input tensor for a frame, tagged with its runner (capture threads call this
+        ahead of :meth:`classify`, so preprocessing overlaps the previous invoke)."""
+        return self.primary, self.primary.frame_tensor(frame_bgr, self._swap)
 
-    def classify(self, frame_bgr: np.ndarray):
-        """Decide one BGR frame: ``(label, score, FrameDecision)``."""
-        rgb = self.rgb(frame_bgr)
-        scores = self.primary_scores(rgb)
-        return self.policy(scores, [lambda r=r: r.scores(rgb) for r in self.fallbacks])
+    def classify(self, frame_bgr: np.ndarray, prepared=None):
+        """Decide one captured (BGR) frame: ``(label, score, FrameDecision)``.
+
+        ``prepared`` is :meth:`prepare`'s result; it is used only if made for the current primary
+        (after a hot-swap or a return to the TPU it is recomputed).
+        """
+        runner, tensor = prepared if prepared is not None else (None, None)
+        if runner is not self.primary:
+            tensor = self.primary.frame_tensor(frame_bgr, self._swap)
+        with self.watchdog.guard():
+            scores = self.primary.invoke(tensor)
+        return self.policy(scores, [lambda r=r: r.invoke(r.frame_tensor(frame_bgr, self._swap))
+                                    for r in self.fallbacks])
 
     def describe(self) -> dict:
         return {"bundle": str(self.bundle_dir), "backend": self.primary.backend.name,

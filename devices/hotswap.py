@@ -85,5 +85,6 @@ class BundleWatcher:
         self.on_event({"event": "bundle_rejected", "bundle": str(self.bundle_dir), "reason": reason,
                        "keeping": "the running bundle"})
 
-    def close(self):
+    def close(self, timeout=5.0):
         self._stop.set()
+        self._thread.join(timeout)

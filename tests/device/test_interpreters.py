@@ -108,8 +108,8 @@ def test_watchdog_reports_a_hung_invoke_once():
 def test_engine_reports_hung_invoke_as_an_event(tiny_bundle):
     events = []
     engine = Engine(tiny_bundle, on_event=events.append, invoke_limit_s=0.05, probe=False)
-    real = engine.primary.scores
-    engine.primary.scores = lambda rgb: (time.sleep(0.3), real(rgb))[1]
+    real = engine.primary.invoke
+    engine.primary.invoke = lambda tensor: (time.sleep(0.3), real(tensor))[1]  # a stuck invoke
     engine.classify(colour_frame(0))
     engine.close()
     assert [e["event"] for e in events] == ["hung"] and events[0]["seconds"] >= 0.05

@@ -3,8 +3,8 @@
 Workstation side (without TensorFlow): decode with PIL, ``resize_rgb`` to the model's size with the
 manifest's method, then the input quantization the converter bakes into the .tflite
 (``round(x / scale) + zero_point`` with the scale and zero point read from the model). Board side:
-OpenCV decode (BGR), :class:`edgecnn.devices.engine.Engine` preprocessing, ``set_tensor``; the
-tensor is read back from the interpreter.
+OpenCV decode (BGR), the preprocessing :class:`edgecnn.devices.engine.Engine` applies to captured
+frames (resize, then BGR -> RGB), ``set_tensor``; the tensor is read back from the interpreter.
 """
 
 import io
@@ -37,7 +37,7 @@ def _board_tensor(png: bytes, runner: Runner) -> np.ndarray:
     import cv2
 
     bgr = cv2.imdecode(np.frombuffer(png, np.uint8), cv2.IMREAD_COLOR)
-    backends.set_input(runner.interpreter, runner.tensor(np.ascontiguousarray(bgr[..., ::-1])))
+    backends.set_input(runner.interpreter, runner.frame_tensor(bgr, swap=True))  # what Engine.classify feeds
     return runner.interpreter.get_tensor(backends.input_details(runner.interpreter, "index"))
 
 

@@ -120,10 +120,11 @@ def run(bundle_dir, source, backend="auto", threads=None, edgetpu=False, mode="a
             previous_handlers[sig] = signal.signal(sig, lambda signum, _frame: stop.set())
 
     stats.extra["engine"] = engine.describe()
+    stats.extra["capture"] = capture.stats  # live counters: frames, dropped, reconnects, stalls
     if server is not None:
         stats.extra["http"] = server.url
-    emit_status({"event": "started", **engine.describe(), "source": getattr(source, "__name__", str(source)), "mode": mode,
-                 **({"http": server.url} if server else {})})
+    emit_status({"event": "started", **engine.describe(), "source": getattr(source, "__name__", str(source)),
+                 "mode": mode, **({"http": server.url} if server else {})})
     capture.start()
     notifier.ready()
     started = time.monotonic()

@@ -8,7 +8,7 @@ A supervisor thread watches the reader: no new frame for ``stall_s`` seconds, th
 ``repeat_limit`` times in a row, a failed read or open, or a live source that ended -> the source
 is reopened after an exponential backoff (``backoff_s`` doubling up to ``backoff_max_s``). A reader
 stuck inside a blocking read is abandoned, not joined. With ``exit_on_end`` the capture finishes
-when the source ends instead.
+when the source ends or a read fails instead (replay mode always finishes at the end).
 """
 
 import hashlib
@@ -218,7 +218,7 @@ class Capture:
                     backoff = self.backoff_s  # frames flow again: the next failure starts short
                 continue
             reason = trouble[1]
-            if reason == "ended" and self.exit_on_end:
+            if reason in ("ended", "read failed") and self.exit_on_end:
                 self.on_event({"event": "source_ended"})
                 self._finish()
                 return

@@ -91,7 +91,12 @@ def run(bundle_dir, source, backend="auto", threads=None, edgetpu=False, mode="a
 
     engine = load_engine()
     open_ = source if callable(source) else lambda: open_source(source)
-    first = [open_()]  # a wrong path fails here, clearly, before any thread starts
+    try:
+        first = [open_()]  # a wrong path fails here, clearly, before any thread starts
+    except BaseException:
+        engine.close()
+        writer.close()
+        raise
 
     def opener():
         return first.pop() if first else open_()
@@ -129,11 +134,12 @@ def run(bundle_dir, source, backend="auto", threads=None, edgetpu=False, mode="a
     notifier.ready()
     started = time.monotonic()
     frames = errors = 0
+    ended_by = "stop"  # SIGTERM/SIGINT, stop_event, or q in the --show window
     try:
         while not stop.is_set():
-            if max_frames is not None and frames >= max_frames:
-                break
-            if duration_s is not None and time.monotonic() - started >= duration_s:
+            if (max_frames is not None and frames >= max_frames) or \
+                    (duration_s is not None and time.monotonic() - started >= duration_s):
+                ended_by = "limit"
                 break
             if watcher is not None:
                 new = watcher.take()
@@ -146,6 +152,7 @@ def run(bundle_dir, source, backend="auto", threads=None, edgetpu=False, mode="a
             frame = capture.get(timeout=0.2)
             if frame is None:
                 if capture.finished:
+                    ended_by = "source_end"
                     break
                 continue
             t0 = time.perf_counter()
@@ -156,10 +163,8 @@ def run(bundle_dir, source, backend="auto", threads=None, edgetpu=False, mode="a
                 emit_status({"event": "error", "frame": frame.id, "error": str(exc).strip().splitlines()[0]})
                 continue
             latency_ms = (time.perf_counter() - t0) * 1000.0
-            model = engine.primary.model_file.name if decision.model == "primary" else \
-                "ensemble:" + "+".join([engine.primary.model_file.name] + [r.model_file.name for r in engine.fallbacks])
-            event = frame_event(frame.id, label, score, latency_ms, model, decision.reason, captured=frame.time,
-                                device=engine.primary.device)
+            event = frame_event(frame.id, label, score, latency_ms, engine.decided_by(decision), decision.reason,
+                                captured=frame.time, device=engine.primary.device)
             writer.write(event)
             stats.frame(event)
             frames += 1
@@ -187,7 +192,7 @@ def run(bundle_dir, source, backend="auto", threads=None, edgetpu=False, mode="a
             cv2.destroyAllWindows()
         summary = stats.snapshot()
         summary.update({"capture": dict(capture.stats), "errors": errors, "engine": engine.describe(),
-                        "stopped_by": "signal" if stop.is_set() else "end"})
+                        "ended_by": ended_by})
         if review is not None:
             summary["review"] = review.stats()
         if watcher is not None:

@@ -111,7 +111,7 @@ class Capture:
             self._cond.notify_all()
         self._generation += 1  # any reader still running sees it is stale and releases its source
         deadline = time.monotonic() + timeout
-        for thread in [self._supervisor] + self._readers:
+        for thread in [self._supervisor] + self._readers[-1:]:  # earlier readers were abandoned as stuck
             if thread.is_alive() and thread is not threading.current_thread():
                 thread.join(max(0.0, deadline - time.monotonic()))
 

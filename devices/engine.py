@@ -154,6 +154,12 @@ class Engine:
         return self.policy(scores, [lambda r=r: r.invoke(r.frame_tensor(frame_bgr, self._swap))
                                     for r in self.fallbacks])
 
+    def decided_by(self, decision) -> str:
+        """The ``model`` of a frame event: the primary's file, or ``ensemble:primary+fallback...``."""
+        if decision.model == "primary":
+            return self.primary.model_file.name
+        return "ensemble:" + "+".join([self.primary.model_file.name] + [r.model_file.name for r in self.fallbacks])
+
     def describe(self) -> dict:
         return {"bundle": str(self.bundle_dir), "backend": self.primary.backend.name,
                 "device": self.primary.device, "model": self.primary.model_file.name,

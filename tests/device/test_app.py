@@ -55,7 +55,7 @@ def test_replay_of_a_folder_classifies_every_frame(colour_folder, tmp_path):
     assert [e["frame"] for e in frames] == list(range(6))
     assert all(e["model"] == "model.tflite" and e["fallback_reason"] is None and e["latency_ms"] > 0 for e in frames)
     assert summary["frames"] == 6 and summary["labels"] == {"red": 2, "green": 2, "blue": 2}
-    assert summary["stopped_by"] == "end" and summary["capture"]["dropped"] == 0
+    assert summary["ended_by"] == "source_end" and summary["capture"]["dropped"] == 0
 
 
 def test_uncertain_frames_use_the_fallback_model_and_go_to_review(colour_folder, tmp_path):

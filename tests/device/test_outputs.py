@@ -117,3 +117,36 @@ def test_sd_notify_without_systemd_is_a_no_op(monkeypatch):
     assert Notifier().frame() is False and not Notifier().enabled
     monkeypatch.setenv("NOTIFY_SOCKET", os.devnull)
     assert sd_notify("READY=1") is False  # a wrong socket is not fatal either
+
+
+def test_app_notifies_systemd_only_while_frames_flow(tmp_path, monkeypatch, colour_folder):
+    from board_helpers import ASSETS
+
+    from edgecnn.devices.app import run
+
+    path = str(tmp_path / "notify.sock")
+    with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+        sock.bind(path)
+        sock.settimeout(0.5)
+        monkeypatch.setenv("NOTIFY_SOCKET", path)
+        monkeypatch.setenv("WATCHDOG_USEC", "2")  # ping at every frame
+        run(ASSETS / "tiny_bundle", str(colour_folder), events=tmp_path / "e.jsonl", install_signals=False)
+        messages = []
+        try:
+            while True:
+                messages.append(sock.recv(1024).decode())
+        except socket.timeout:
+            pass
+    assert messages[0].startswith("READY=1") and messages[-1] == "STOPPING=1"
+    assert messages.count("WATCHDOG=1") == 6  # one per frame here, none before READY or after the last frame
+
+
+def test_systemd_unit_restarts_on_failure_with_a_watchdog():
+    from pathlib import Path
+
+    import edgecnn.devices
+
+    unit = (Path(edgecnn.devices.__file__).parent / "systemd" / "edgecnn.service").read_text()
+    settings = dict(line.split("=", 1) for line in unit.splitlines() if "=" in line and not line.startswith("#"))
+    assert settings["Type"] == "notify" and settings["Restart"] == "on-failure"
+    assert int(settings["WatchdogSec"]) > 0 and settings["ExecStart"].split()[1] == "run"

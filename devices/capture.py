@@ -175,12 +175,7 @@ class Capture:
             self._reopening = False
             self.on_event({"event": "source_reopened", "attempt": self.stats["reconnects"]})
         if self.mode == "replay":
-            while not self._stop.is_set():
-                try:
-                    self._queue.put(frame, timeout=0.1)
-                    return
-                except queue.Full:
-                    continue
+            self._put(frame)
             return
         with self._cond:
             if self._slot is not None:
@@ -189,14 +184,18 @@ class Capture:
             self._cond.notify_all()
 
     # --- supervisor ------------------------------------------------------------------------------
+    def _put(self, item):
+        """Replay: wait for room in the queue (the consumer sets the pace), unless stopped."""
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+
     def _finish(self):
         if self.mode == "replay":  # finished once the consumer takes the end marker, after every frame
-            while not self._stop.is_set():
-                try:
-                    self._queue.put(_END, timeout=0.1)
-                    return
-                except queue.Full:
-                    continue
+            self._put(_END)
             return
         with self._cond:
             self._ended = True

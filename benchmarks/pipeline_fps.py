@@ -77,7 +77,7 @@ def bare_fps(bundle, frames, threads):
 
     engine = Engine(bundle, threads=threads, probe=False)
     runner = engine.primary
-    tensors = [runner.tensor(engine.rgb(f)) for f in frames]
+    tensors = [runner.frame_tensor(f) for f in frames]
     for tensor in tensors[:5]:
         runner.invoke(tensor)
     t0 = time.perf_counter()

@@ -37,9 +37,6 @@ class Notifier:
     def ready(self, status="running"):
         return self.enabled and sd_notify(f"READY=1\nSTATUS={status}", self.sock_path)
 
-    def status(self, text):
-        return self.enabled and sd_notify(f"STATUS={text}", self.sock_path)
-
     def frame(self, now=None):
         """A frame was processed: ping the watchdog if the interval has passed."""
         if not (self.enabled and self.interval_s):

@@ -88,8 +88,10 @@ class LayerDebugger:
         self._tf = tf
         self._debug_data = _dataset(representative if debug_images is None else debug_images)
         try:
-            self.debugger = tf.lite.experimental.QuantizationDebugger(
-                converter=int8_converter(model, representative), debug_dataset=self._debug_data)
+            with warnings.catch_warnings():  # the debugger uses tf.lite.Interpreter, deprecated for LiteRT
+                warnings.simplefilter("ignore", UserWarning)
+                self.debugger = tf.lite.experimental.QuantizationDebugger(
+                    converter=int8_converter(model, representative), debug_dataset=self._debug_data)
         except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConversionError(f"the quantization debugger could not calibrate the model: {first}") from None

@@ -38,7 +38,8 @@ class EpochTracker(keras.callbacks.Callback):
         y_val, labels: validation labels (indices) and class names.
         select_by: ``accuracy``, ``balanced_accuracy`` or ``macro_f1``.
         patience: epochs without improvement before stopping.
-        state_dir: folder for the snapshots and best weights of this phase.
+        state_dir: folder for the snapshots and best weights of this phase, or None to keep the state in
+            memory only (phase 1: it takes seconds on cached features, so a killed one just reruns).
         phase: 1 or 2 (written in the history rows).
         log: ``str -> None`` for progress messages.
     """
@@ -48,13 +49,15 @@ class EpochTracker(keras.callbacks.Callback):
         self.predict_val, self.y_val, self.labels = predict_val, np.asarray(y_val), list(labels)
         self.monitor = f"val_{select_by}"
         self.patience, self.phase, self.log = patience, phase, log
-        self.state_dir = Path(state_dir)
+        self.state_dir = Path(state_dir) if state_dir is not None else None
         self.best, self.best_loss, self.best_epoch, self.wait = -math.inf, math.inf, None, 0
         self.history, self.resumed_at = [], None
         self._best_weights, self._started = None, False
 
     # -- persistence -------------------------------------------------------------------------
     def _snapshots(self) -> dict:
+        if self.state_dir is None:
+            return {}
         path = self.state_dir / TRACKER_FILE
         return json.loads(path.read_text(encoding="utf-8"))["snapshots"] if path.is_file() else {}
 
@@ -62,6 +65,8 @@ class EpochTracker(keras.callbacks.Callback):
         return self.state_dir / f"best-{epoch:04d}.weights.h5"
 
     def _save(self, epoch):
+        if self.state_dir is None:
+            return
         snaps = self._snapshots()
         snaps[str(epoch)] = {"best": self.best, "best_loss": self.best_loss, "best_epoch": self.best_epoch,
                              "wait": self.wait, "history": self.history}
@@ -82,7 +87,8 @@ class EpochTracker(keras.callbacks.Callback):
 
     # -- keras hooks -------------------------------------------------------------------------
     def on_train_begin(self, logs=None):
-        self.state_dir.mkdir(parents=True, exist_ok=True)
+        if self.state_dir is not None:
+            self.state_dir.mkdir(parents=True, exist_ok=True)
 
     def on_epoch_begin(self, epoch, logs=None):
         if self._started:
@@ -105,7 +111,8 @@ class EpochTracker(keras.callbacks.Callback):
         if value > self.best or (value == self.best and loss < self.best_loss):
             self.best, self.best_loss, self.best_epoch, self.wait = value, loss, epoch, 0
             self._best_weights = self.model.get_weights()
-            self.model.save_weights(str(self._best_file(epoch)))
+            if self.state_dir is not None:
+                self.model.save_weights(str(self._best_file(epoch)))
         else:
             self.wait += 1
         self._save(epoch)
@@ -120,7 +127,7 @@ class EpochTracker(keras.callbacks.Callback):
                 self.resumed_at = int(max(snaps, key=int)) + 1
         if self._best_weights is not None:
             self.model.set_weights(self._best_weights)
-        elif self.best_epoch is not None and self._best_file(self.best_epoch).is_file():
+        elif self.state_dir is not None and self.best_epoch is not None and self._best_file(self.best_epoch).is_file():
             self.model.load_weights(str(self._best_file(self.best_epoch)))
 
     def summary(self) -> dict:

@@ -235,3 +235,14 @@ def test_multiworker_without_tf_config_is_refused(monkeypatch):
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(RunError, match="--strategy multiworker needs the TF_CONFIG environment variable"):
         make_strategy("multiworker")
+
+
+def test_mixed_precision_trains_and_saves_a_float32_model(demo_data, tmp_path, tiny_base):
+    from edgecnn.models import load_classifier
+    from edgecnn.train import finetune
+
+    out = tmp_path / "run"
+    finetune(demo_data, out, quiet=True, mixed_precision=True, **dict(MICRO, base=str(tiny_base), epochs=1,
+                                                                       fine_tune_epochs=1, augment="strong"))
+    model = load_classifier(out / "model.keras")
+    assert {layer.dtype_policy.name for layer in model.layers} == {"float32"}

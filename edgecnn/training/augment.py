@@ -31,16 +31,17 @@ def describe(level: str, flip=True, rotate=True, zoom=True, color=True) -> dict:
 def make_augmenter(level: str, seed: int, flip=True, rotate=True, zoom=True, color=True):
     """A Sequential of random layers for float images in [0, 255], or None when nothing applies."""
     spec = describe(level, flip, rotate, zoom, color)
+    f32 = {"dtype": "float32"}  # runs in tf.data on the CPU, whatever the mixed-precision policy
     layers = []
     if "flip" in spec:
-        layers.append(keras.layers.RandomFlip("horizontal", seed=seed))
+        layers.append(keras.layers.RandomFlip("horizontal", seed=seed, **f32))
     if "rotate" in spec:
-        layers.append(keras.layers.RandomRotation(spec["rotate"], fill_mode="reflect", seed=seed + 1))
+        layers.append(keras.layers.RandomRotation(spec["rotate"], fill_mode="reflect", seed=seed + 1, **f32))
     if "zoom" in spec:
-        layers.append(keras.layers.RandomZoom(spec["zoom"], fill_mode="reflect", seed=seed + 2))
+        layers.append(keras.layers.RandomZoom(spec["zoom"], fill_mode="reflect", seed=seed + 2, **f32))
     if "contrast" in spec:
-        layers.append(keras.layers.RandomContrast(spec["contrast"], seed=seed + 3))
-        layers.append(keras.layers.RandomBrightness(spec["brightness"], value_range=(0, 255), seed=seed + 4))
+        layers.append(keras.layers.RandomContrast(spec["contrast"], seed=seed + 3, **f32))
+        layers.append(keras.layers.RandomBrightness(spec["brightness"], value_range=(0, 255), seed=seed + 4, **f32))
     if not layers:
         return None
     return keras.Sequential(layers, name="augment")

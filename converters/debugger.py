@@ -41,27 +41,6 @@ def channel_relative_rmse(float_t, quant_t, scale, zero_point) -> float:
     return float(np.mean(rms_e[live] / rms_f[live])) if live.any() else float("nan")
 
 
-def int8_converter(model, representative: np.ndarray):
-    """A TFLiteConverter set up as ``edgecnn convert --int8`` does (static batch 1, raw pixels in)."""
-    from edgecnn.converters.tflite import static_input_size, with_full_range
-    from edgecnn.tf import tf
-
-    height, width = static_input_size(model)
-    spec = tf.TensorSpec([1, height, width, 3], tf.float32, name="image")
-    fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
-    converter = tf.lite.TFLiteConverter.from_concrete_functions([fn], model)
-    converter.optimizations = [tf.lite.Optimize.DEFAULT]
-    data = with_full_range(representative)
-
-    def gen():
-        for image in data:
-            yield [image[None]]
-
-    converter.representative_dataset = gen
-    converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    return converter
-
-
 def _dataset(images):
     data = np.asarray(images, dtype=np.float32)
 
@@ -83,6 +62,7 @@ class LayerDebugger:
     """
 
     def __init__(self, model, representative: np.ndarray, debug_images: Optional[np.ndarray] = None):
+        from edgecnn.converters.tflite import make_converter
         from edgecnn.tf import tf
 
         self._tf = tf
@@ -90,8 +70,9 @@ class LayerDebugger:
         try:
             with warnings.catch_warnings():  # the debugger uses tf.lite.Interpreter, deprecated for LiteRT
                 warnings.simplefilter("ignore", UserWarning)
-                self.debugger = tf.lite.experimental.QuantizationDebugger(
-                    converter=int8_converter(model, representative), debug_dataset=self._debug_data)
+                converter = make_converter(model, "int8", representative, io="float32")
+                self.debugger = tf.lite.experimental.QuantizationDebugger(converter=converter,
+                                                                          debug_dataset=self._debug_data)
         except Exception as exc:
             first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
             raise ConversionError(f"the quantization debugger could not calibrate the model: {first}") from None

@@ -43,16 +43,10 @@ def with_full_range(images: np.ndarray) -> np.ndarray:
     return out
 
 
-def convert_model(model, mode: str = "int8", representative: Optional[np.ndarray] = None,
-                  io: str = "uint8") -> bytes:
-    """Convert a Keras classifier (raw 0-255 pixels in) to .tflite bytes.
+def make_converter(model, mode: str = "int8", representative: Optional[np.ndarray] = None, io: str = "uint8"):
+    """The TFLiteConverter :func:`convert_model` runs (also used by the quantization debugger).
 
-    Args:
-        model: the Keras model (a pruned-and-stripped or a QAT model converts the same way).
-        mode: one of :data:`MODES`.
-        representative: N×H×W×3 uint8 or float pixels (required for ``int8``).
-        io: input and output type of an ``int8`` model: ``uint8``, ``int8`` or ``float32``.
-            Other modes keep float32 I/O.
+    Args: as :func:`convert_model`.
     """
     from edgecnn.tf import tf
 
@@ -83,6 +77,21 @@ def convert_model(model, mode: str = "int8", representative: Optional[np.ndarray
         if io != "float32":
             converter.inference_input_type = getattr(tf, io)
             converter.inference_output_type = getattr(tf, io)
+    return converter
+
+
+def convert_model(model, mode: str = "int8", representative: Optional[np.ndarray] = None,
+                  io: str = "uint8") -> bytes:
+    """Convert a Keras classifier (raw 0-255 pixels in) to .tflite bytes.
+
+    Args:
+        model: the Keras model (a pruned-and-stripped or a QAT model converts the same way).
+        mode: one of :data:`MODES`.
+        representative: N×H×W×3 uint8 or float pixels (required for ``int8``).
+        io: input and output type of an ``int8`` model: ``uint8``, ``int8`` or ``float32``.
+            Other modes keep float32 I/O.
+    """
+    converter = make_converter(model, mode, representative, io)
     try:
         return bytes(converter.convert())
     except Exception as exc:  # the converter raises ConverterError, RuntimeError, ValueError...

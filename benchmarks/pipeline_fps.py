@@ -13,7 +13,7 @@ generated frames without it), in one run:
 
 The model is Coral's mobilenet_v2_1.0_224_quant wrapped into a bundle (mean 128, std 128), or the
 committed tiny test model without ../shared. The three are measured in interleaved rounds
-(``--rounds``, default 3) and the medians reported. The last line is one JSON object with ``app_fps``,
+(``--rounds``, default 5) and the medians reported. The last line is one JSON object with ``app_fps``,
 ``bare_fps``, ``fps_ratio`` (app over bare; the goal is >= 0.9), ``naive_fps``, ``p50_ms`` and ``p99_ms``
 (the app's per-frame latency: preprocessing to decision) and ``peak_rss_mb`` (this process).
 """
@@ -56,28 +56,23 @@ def make_bundle(out, coral, threads):
     return ROOT / "tests" / "device" / "assets" / "tiny_bundle"
 
 
-def read_frames(video):
+def bare_fps(bundle, video, threads):
+    """The interpreter alone on the same frames, preprocessed beforehand (only the small tensors are kept)."""
     import cv2
 
-    cap = cv2.VideoCapture(str(video))
-    frames = []
-    while True:
-        ok, frame = cap.read()
-        if not ok:
-            break
-        frames.append(frame)
-    cap.release()
-    return frames
-
-
-def bare_fps(bundle, frames, threads):
-    """The interpreter alone on the same frames, preprocessed beforehand."""
     from edgecnn.devices import backends
     from edgecnn.devices.engine import Engine
 
     engine = Engine(bundle, threads=threads, probe=False)
     runner = engine.primary
-    tensors = [runner.frame_tensor(f) for f in frames]
+    cap = cv2.VideoCapture(str(video))
+    tensors = []
+    while True:
+        ok, frame = cap.read()
+        if not ok:
+            break
+        tensors.append(runner.frame_tensor(frame))
+    cap.release()
     for tensor in tensors[:5]:
         runner.invoke(tensor)
     t0 = time.perf_counter()
@@ -128,7 +123,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--shared", default=str(ROOT.parent / "shared"), help="the shared folder (default ../shared)")
     parser.add_argument("--frames", type=int, default=300)
-    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds; medians are reported")
+    parser.add_argument("--rounds", type=int, default=5, help="interleaved rounds; medians are reported")
     parser.add_argument("--threads", type=int, default=None, help="interpreter threads (default: its own)")
     args = parser.parse_args(argv)
     sys.path.insert(0, str(ROOT))
@@ -141,12 +136,11 @@ def main(argv=None):
         video = tmp / "frames.avi"
         make_video(video, args.frames, coral)
         bundle = make_bundle(tmp / "bundle", coral, args.threads)
-        frames = read_frames(video)
         bares, apps, naives, p50s, p99s = [], [], [], [], []
         for i in range(args.rounds):  # interleaved rounds, medians: a busy machine skews one run, not all
-            bare, backend = bare_fps(bundle, frames, args.threads)
             app, p50, p99, n = app_figures(bundle, video, args.threads, tmp / f"events{i}.jsonl")
             naive = naive_fps(bundle, video, args.threads)
+            bare, backend = bare_fps(bundle, video, args.threads)
             for acc, value in zip((bares, apps, naives, p50s, p99s), (bare, app, naive, p50, p99)):
                 acc.append(value)
         bare, app, naive, p50, p99 = (float(np.median(v)) for v in (bares, apps, naives, p50s, p99s))

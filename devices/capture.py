@@ -47,7 +47,8 @@ class Capture:
         self.opener, self.mode, self.prepare = opener, mode, prepare
         # a replay reader waits for the consumer, so silence there is not a stall
         self.stall_s = 0.0 if mode == "replay" else float(stall_s or 0.0)
-        self.repeat_limit = int(repeat_limit or 0)
+        # a replayed file may hold identical frames on purpose: only live sources can freeze
+        self.repeat_limit = int(repeat_limit or 0) if mode == "live" else 0
         self.backoff_s, self.backoff_max_s = float(backoff_s), float(backoff_max_s)
         self.exit_on_end = exit_on_end or mode == "replay"
         self.on_event = on_event or (lambda event: None)
@@ -146,13 +147,14 @@ class Capture:
                     live = getattr(source, "live", True)
                     self._report(generation, "ended" if not live else "read failed")
                     return
-                digest = hashlib.blake2b(np.ascontiguousarray(image[::8, ::8]).data, digest_size=16).digest()
-                repeats = repeats + 1 if digest == previous else 0
-                previous = digest
-                if self.repeat_limit and repeats >= self.repeat_limit:
-                    self.stats["repeats"] += 1
-                    self._report(generation, f"same frame {repeats + 1} times")
-                    return
+                if self.repeat_limit:
+                    digest = hashlib.blake2b(np.ascontiguousarray(image[::8, ::8]).data, digest_size=16).digest()
+                    repeats = repeats + 1 if digest == previous else 0
+                    previous = digest
+                    if repeats >= self.repeat_limit:
+                        self.stats["repeats"] += 1
+                        self._report(generation, f"same frame {repeats + 1} times")
+                        return
                 self._publish(image)
         finally:
             try:

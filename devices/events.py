@@ -27,15 +27,17 @@ class EventWriter:
     """Write events as JSON lines to ``path`` (rotated to ``path.1`` ... ``path.N``) or to stdout.
 
     The file never grows past ``max_bytes`` and at most ``backups`` old files are kept, so the
-    total stays under ``(backups + 1) * max_bytes``.
+    total stays under ``(backups + 1) * max_bytes``. A stream is flushed at every line (pipes read
+    it live); a file at most every ``flush_s`` seconds, and on close.
     """
 
-    def __init__(self, path=None, max_bytes=10 * 1024 * 1024, backups=3, stream=None):
+    def __init__(self, path=None, max_bytes=10 * 1024 * 1024, backups=3, stream=None, flush_s=0.2):
         self.path = Path(path) if path else None
         self.max_bytes, self.backups = int(max_bytes), int(backups)
         self._lock = threading.Lock()
         self._stream = stream
         self._fh = None
+        self.flush_s, self._flushed = float(flush_s), 0.0
         if self.path:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._fh = open(self.path, "a", encoding="utf-8")
@@ -51,7 +53,10 @@ class EventWriter:
             if self._fh.tell() + len(line) > self.max_bytes and self._fh.tell() > 0:
                 self._rotate()
             self._fh.write(line)
-            self._fh.flush()
+            now = time.monotonic()
+            if now - self._flushed >= self.flush_s:  # a file is flushed at most every flush_s
+                self._fh.flush()
+                self._flushed = now
 
     def _rotate(self):
         self._fh.close()

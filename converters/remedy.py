@@ -144,28 +144,21 @@ def qat_trainer(train_x: np.ndarray, train_y: np.ndarray, epochs: int = 2, learn
                 batch_size: int = 16, seed: int = 0) -> Callable:
     """A ``qat(model)`` for :func:`remedy_convert`: tfmot quantization-aware fine-tuning on train images.
 
-    Every layer tfmot supports is annotated (the input Rescaling is left to post-training
-    quantization); batch-norm layers stay frozen in inference mode, as in fine-tuning. The model
-    given is copied, never changed.
+    The model is annotated as ``edgecnn qat`` does (:func:`edgecnn.qat.quantize`: every layer tfmot
+    supports); batch-norm layers stay frozen in inference mode, as in fine-tuning. The model given is
+    copied, never changed.
     """
     def train(model):
-        from edgecnn.tf import keras, tf, tfmot
+        from edgecnn.qat import quantize
+        from edgecnn.tf import keras, tf
 
-        qk = tfmot().quantization.keras
         tf.random.set_seed(seed)
-        base = keras.models.clone_model(model)
+        base = keras.models.clone_model(model)  # tfmot wraps the layers it is given: work on a copy
         base.set_weights(model.get_weights())
         for layer in base.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False
-
-        def annotate(layer):
-            if isinstance(layer, (keras.layers.Rescaling, keras.layers.InputLayer)):
-                return layer
-            return qk.quantize_annotate_layer(layer)
-
-        with qk.quantize_scope():
-            qat_model = qk.quantize_apply(keras.models.clone_model(base, clone_function=annotate))
+        qat_model, _ = quantize(base)
         qat_model.compile(optimizer=keras.optimizers.Adam(learning_rate), loss="sparse_categorical_crossentropy")
         qat_model.fit(np.asarray(train_x, dtype=np.float32), train_y, epochs=epochs, batch_size=batch_size,
                       verbose=0, shuffle=True)

@@ -80,3 +80,16 @@ def test_convert_max_drop_records_attempts(tmp_path, demo_data):
                                    "--json"], catch_exceptions=False)
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["gate"]["passed"]
+
+
+def test_qat_attempt_trains_a_copy(broken):
+    from edgecnn.converters.remedy import qat_trainer
+    from edgecnn.converters.tflite import convert_model, predict_tflite
+
+    model, rep, val_x, val_y = broken
+    before = [w.copy() for w in model.get_weights()]
+    qat_model = qat_trainer(rep, np.zeros(len(rep), dtype=np.int64), epochs=1)(model)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))  # the float model is untouched
+    assert any("quant" in layer.name for layer in qat_model.layers)
+    scores = predict_tflite(convert_model(qat_model, "int8", rep, io="uint8"), val_x[:4])
+    assert scores.shape == (4, 4)

@@ -11,6 +11,7 @@ import hashlib
 import json
 import platform
 import sys
+import tempfile
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -25,8 +26,8 @@ from edgecnn.rundir import MODEL_FILE, RUN_FILE, load_run
 from edgecnn.training import options as opts
 from edgecnn.training import state as run_state
 
-PHASE1_WEIGHTS = "phase1.weights.h5"
-PHASE2_WEIGHTS = "phase2.weights.h5"
+PHASE1_WEIGHTS = "phase1.h5"  # keras h5 weights (the suffix picks the format)
+PHASE2_WEIGHTS = "phase2.h5"
 
 
 def _audit_hook(dataset, strict):
@@ -103,8 +104,9 @@ def _train(args, dataset, state, log, quiet, timings):
     from edgecnn.training.augment import describe, make_augmenter
 
     strategy = distribute.make_strategy(args["strategy"])
+    state.writer = distribute.is_chief(strategy)  # other MultiWorker workers read the chief's state
     keras.utils.set_random_seed(args["seed"])
-    tf.config.experimental.enable_op_determinism()
+    deterministic = distribute.determinism()
     labels = list(dataset.labels)
     splits = {name: dataset.splits.get(name, []) for name in ("train", "val", "test")}
     y = {name: np.array([s.label for s in samples], dtype=np.int64) for name, samples in splits.items()}
@@ -152,7 +154,7 @@ def _train(args, dataset, state, log, quiet, timings):
             log(f"Phase 1: training the head on cached features ({len(y['train'])} images, up to "
                 f"{args['epochs']} epochs)...")
             tracker = phases.train_head(ctx, model, feats, y)
-            model.save_weights(str(state.progress / PHASE1_WEIGHTS))
+            distribute.save_weights(model, state.progress / PHASE1_WEIGHTS, strategy)
             state.finish_phase(1, history=tracker.history, summary=tracker.summary(),
                                seconds=time.perf_counter() - t0)
             phase1 = state.phase(1)
@@ -171,7 +173,7 @@ def _train(args, dataset, state, log, quiet, timings):
             tracker, info = phases.fine_tune(ctx, model, config, {n: images(n) for n in ("train", "val")}, y,
                                              augmenter)
             resumed["phase2_resumed_at_epoch"] = tracker.summary()["resumed_at_epoch"]
-            model.save_weights(str(state.progress / PHASE2_WEIGHTS))
+            distribute.save_weights(model, state.progress / PHASE2_WEIGHTS, strategy)
             state.finish_phase(2, history=tracker.history, summary=tracker.summary(), unfreeze=info,
                                seconds=time.perf_counter() - t0 + phase2.get("seconds", 0.0))
             phase2 = state.phase(2)
@@ -215,13 +217,18 @@ def _train(args, dataset, state, log, quiet, timings):
         "class_counts": dataset.class_counts(),
         "augment": describe(args["augment"], args["flip"], args["rotate"], args["zoom"], args["color"]),
         "fine_tune": phase2.get("unfreeze"),
-        "strategy": distribute.describe(strategy),
+        "strategy": dict(distribute.describe(strategy), deterministic=deterministic),
         "timings": timings,
         "resumed": resumed,
         "parent": None,
     }
     history = (phase1.get("history") or []) + (phase2.get("history") or [])
-    artifacts.write_run_dir(Path(state.out), model, labels, run_info, history, metrics)
+    if distribute.is_chief(strategy):
+        artifacts.write_run_dir(Path(state.out), model, labels, run_info, history, metrics)
+    else:  # other MultiWorker workers save too (collective variables), but into a scratch folder
+        with tempfile.TemporaryDirectory() as scratch:
+            artifacts.write_run_dir(Path(scratch) / "run", model, labels, run_info, history, metrics)
+        return {"status": "worker", "run_dir": str(state.out)}
     result = _result(load_run(state.out), "trained")
     log(f"Done: {state.out / MODEL_FILE} (val accuracy {metrics['val']['accuracy']:.3f}"
         + (f", test accuracy {metrics['test']['accuracy']:.3f}" if metrics.get("test") else "") + ")")

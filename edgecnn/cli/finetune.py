@@ -9,6 +9,8 @@ D = DEFAULTS
 
 
 def _summary(result):
+    if result["status"] == "worker":
+        return f"Worker done; the chief writes {result['run_dir']}"
     def line(split):
         m = result["metrics"].get(split)
         if not m:

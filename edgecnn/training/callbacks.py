@@ -15,6 +15,7 @@ import numpy as np
 from edgecnn import atomic
 from edgecnn.metrics import classification_report
 from edgecnn.tf import keras
+from edgecnn.training.distribute import is_chief, save_weights
 
 TRACKER_FILE = "tracker.json"
 
@@ -44,8 +45,9 @@ class EpochTracker(keras.callbacks.Callback):
         log: ``str -> None`` for progress messages.
     """
 
-    def __init__(self, predict_val, y_val, labels, select_by, patience, state_dir, phase, log=print):
+    def __init__(self, predict_val, y_val, labels, select_by, patience, state_dir, phase, log=print, strategy=None):
         super().__init__()
+        self.strategy = strategy
         self.predict_val, self.y_val, self.labels = predict_val, np.asarray(y_val), list(labels)
         self.monitor = f"val_{select_by}"
         self.patience, self.phase, self.log = patience, phase, log
@@ -62,10 +64,10 @@ class EpochTracker(keras.callbacks.Callback):
         return json.loads(path.read_text(encoding="utf-8"))["snapshots"] if path.is_file() else {}
 
     def _best_file(self, epoch) -> Path:
-        return self.state_dir / f"best-{epoch:04d}.weights.h5"
+        return self.state_dir / f"best-{epoch:04d}.h5"
 
     def _save(self, epoch):
-        if self.state_dir is None:
+        if self.state_dir is None or (self.strategy is not None and not is_chief(self.strategy)):
             return
         snaps = self._snapshots()
         snaps[str(epoch)] = {"best": self.best, "best_loss": self.best_loss, "best_epoch": self.best_epoch,
@@ -73,7 +75,7 @@ class EpochTracker(keras.callbacks.Callback):
         keep = {k: snaps[k] for k in sorted(snaps, key=int)[-2:]}
         atomic.write_json(self.state_dir / TRACKER_FILE, {"snapshots": keep})
         wanted = {self._best_file(s["best_epoch"]).name for s in keep.values() if s["best_epoch"] is not None}
-        for f in self.state_dir.glob("best-*.weights.h5"):
+        for f in self.state_dir.glob("best-*.h5"):
             if f.name not in wanted:
                 f.unlink()
 
@@ -112,7 +114,7 @@ class EpochTracker(keras.callbacks.Callback):
             self.best, self.best_loss, self.best_epoch, self.wait = value, loss, epoch, 0
             self._best_weights = self.model.get_weights()
             if self.state_dir is not None:
-                self.model.save_weights(str(self._best_file(epoch)))
+                save_weights(self.model, self._best_file(epoch), self.strategy)
         else:
             self.wait += 1
         self._save(epoch)

@@ -3,6 +3,7 @@
 import contextlib
 import json
 import os
+import tempfile
 
 from edgecnn.errors import RunError
 from edgecnn.tf import keras, tf
@@ -30,6 +31,36 @@ def make_strategy(name: str):
             raise RunError(f"TF_CONFIG is not valid JSON ({exc}).") from None
         return tf.distribute.MultiWorkerMirroredStrategy()
     raise RunError(f"--strategy '{name}' is not one of: auto, mirrored, multiworker.")
+
+
+def is_chief(strategy) -> bool:
+    """Whether this worker writes the RUN_DIR (always true outside MultiWorkerMirroredStrategy)."""
+    return bool(getattr(strategy.extended, "should_checkpoint", True))
+
+
+def save_weights(model, path, strategy=None):
+    """``model.save_weights`` to ``path`` atomically (.h5). Under MultiWorker every worker must save
+    (reading synced variables is collective); only the chief's file is kept."""
+    from edgecnn import atomic
+
+    if strategy is not None and not is_chief(strategy):
+        with tempfile.TemporaryDirectory() as scratch:
+            model.save_weights(os.path.join(scratch, "w.h5"))
+        return
+    with atomic.atomic_path(path) as tmp:
+        model.save_weights(str(tmp))
+
+
+def determinism() -> bool:
+    """Turn on TensorFlow's deterministic ops on CPU (same seed, same weights).
+
+    On a GPU some kernels have no deterministic version and the rest are slower, so there it is
+    opt-in with ``EDGECNN_DETERMINISTIC=1``. Returns whether it is on.
+    """
+    if tf.config.list_logical_devices("GPU") and os.environ.get("EDGECNN_DETERMINISTIC") != "1":
+        return False
+    tf.config.experimental.enable_op_determinism()
+    return True
 
 
 def describe(strategy) -> dict:

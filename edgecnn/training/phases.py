@@ -93,7 +93,7 @@ def fine_tune(ctx, model, config, images, y, augmenter):
     dataset = pipeline.train_dataset(x, yb, a["batch_size"], a["seed"] + 1, augmenter)
     val = pipeline.eval_dataset(images["val"], a["batch_size"])
     tracker = EpochTracker(lambda: model.predict(val, verbose=0), y["val"], ctx.labels, a["select_by"],
-                           a["patience"], ctx.progress / "phase2", 2, ctx.log)
+                           a["patience"], ctx.progress / "phase2", 2, ctx.log, ctx.strategy)
     _fit(model, dataset, a["fine_tune_epochs"], class_weight, tracker, ctx.progress / "phase2" / "backup",
          ctx.verbose)
     return tracker, info

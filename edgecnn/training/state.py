@@ -3,7 +3,7 @@
 While a run trains, RUN_DIR holds only hidden folders:
 
     RUN_DIR/.progress/state.json        the recorded arguments and which phases are done
-    RUN_DIR/.progress/phase1.weights.h5 the full model after the head phase (phase 1 done)
+    RUN_DIR/.progress/phase1.h5        the full model's weights after the head phase (phase 1 done)
     RUN_DIR/.progress/phase2/           keras BackupAndRestore checkpoint + epoch tracker state
     RUN_DIR/.cache/features-*.npz       cached base features, keyed by model and file hashes
 
@@ -33,6 +33,7 @@ class RunState:
         self.args = args
         self.status = status  # "new", "resume" or "complete"
         self.data = data or {"arguments": args, "phases": {}}
+        self.writer = True  # False on MultiWorker workers other than the chief
 
     @property
     def progress(self) -> Path:
@@ -51,7 +52,8 @@ class RunState:
         self.save()
 
     def save(self):
-        atomic.write_json(self.progress / STATE_FILE, self.data)
+        if self.writer:
+            atomic.write_json(self.progress / STATE_FILE, self.data)
 
 
 def _differs(out, old_args, args, finished):

@@ -183,7 +183,7 @@ def test_same_seed_same_weights_and_the_feature_cache_is_reused(demo_data, tmp_p
 def test_killed_run_resumes_in_phase_2(demo_data, tmp_path, capsys, tiny_base):
     from edgecnn.train import finetune
 
-    options = dict(MICRO, base=str(tiny_base), fine_tune_epochs=30, patience=30)
+    options = dict(MICRO, base=str(tiny_base), fine_tune_epochs=12, patience=12)
     out = tmp_path / "run"
     log = open(tmp_path / "first.log", "w")
     cmd = [sys.executable, "-c", "import sys; from edgecnn.cli import main; sys.exit(main())", "finetune",
@@ -204,7 +204,7 @@ def test_killed_run_resumes_in_phase_2(demo_data, tmp_path, capsys, tiny_base):
     resumed = json.loads((out / "run.json").read_text())["resumed"]
     assert resumed == result["resumed"]
     assert resumed["phase1_skipped"] is True and resumed["phase2_resumed_at_epoch"] >= 2
-    assert [int(r["epoch"]) for r in _history(out, 2)] == list(range(1, 31))
+    assert [int(r["epoch"]) for r in _history(out, 2)] == list(range(1, 13))
     assert not (out / ".progress").exists()
 
 
@@ -220,7 +220,7 @@ finetune(sys.argv[1], sys.argv[2], quiet=True, strategy="mirrored", **json.loads
 
 def test_mirrored_strategy_over_two_logical_cpus(demo_data, tmp_path, tiny_base):
     out = tmp_path / "run"
-    options = dict(MICRO, base=str(tiny_base))
+    options = dict(MICRO, base=str(tiny_base), epochs=1, fine_tune_epochs=1)
     proc = subprocess.run([sys.executable, "-c", _MIRRORED, str(demo_data), str(out), json.dumps(options)],
                           capture_output=True, text=True, cwd=ROOT, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]

@@ -44,12 +44,11 @@ def halves(samples, seed: int):
     return selection, test
 
 
-def train_head(model, x, y, epochs: int, seed: int):
+def train_head(model, x, y, epochs: int):
     """Phase 1 of finetune: frozen base, head trained on cached pooled features."""
     from edgecnn.models import feature_extractor, head_model
-    from edgecnn.tf import keras, tf
+    from edgecnn.tf import keras
 
-    tf.random.set_seed(seed)
     feats = feature_extractor(model).predict(x.astype(np.float32), batch_size=32, verbose=0)
     head = head_model(model)
     head.compile(optimizer=keras.optimizers.Adam(1e-3), loss="sparse_categorical_crossentropy")
@@ -68,6 +67,10 @@ def bench_base(backbone, alpha, size, dataset, weights_dir, max_drop, seed, epoc
     from edgecnn.models import build_classifier
     from edgecnn.registry import get_backbone
 
+    from edgecnn.tf import keras, tf
+
+    keras.utils.set_random_seed(seed)  # Python, numpy and TF seeds: the head and QAT are repeatable
+    tf.config.experimental.enable_op_determinism()
     t0 = time.time()
     # The shared files spell the width with one decimal (mobilenet_v2_1.0_224...); the registry may not.
     names = [get_backbone(backbone).weights_filename(alpha, size), f"{backbone}_{alpha:.1f}_{size}_imagenet_notop.h5"]
@@ -75,7 +78,7 @@ def bench_base(backbone, alpha, size, dataset, weights_dir, max_drop, seed, epoc
                    Path(weights_dir) / names[0])
     model, _ = build_classifier(len(dataset.labels), backbone, size, alpha, weights=str(weights))
     train_x, train_y = load_images(dataset.splits["train"], size, "area")
-    train_head(model, train_x, train_y, epochs, seed)
+    train_head(model, train_x, train_y, epochs)
     selection, test = halves(dataset.splits["val"], seed)
     sel_x, sel_y = load_images(selection, size, "area")
     test_x, test_y = load_images(test, size, "area")

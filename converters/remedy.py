@@ -31,24 +31,25 @@ def _accuracy(probs, y) -> float:
 
 
 def candidate_denylists(layers: List[dict], worst: List[dict], edgetpu: bool,
-                        steps=FLOAT_LAYER_STEPS) -> List[List[dict]]:
-    """Sets of layers to keep in float, in the order they are tried.
+                        steps=FLOAT_LAYER_STEPS) -> List[tuple]:
+    """Sets of layers to keep in float, in the order they are tried: ``[(name, layers), ...]``.
 
-    Without ``edgetpu``: the k worst layers for k in ``steps``, then the tails of the graph from the
-    two worst layers (a float layer's output is quantized again for the next int8 op, so an error
-    that comes from a wide activation range is only cured by keeping the rest of the graph float).
-    With ``edgetpu``: only tails, from each of the worst layers, shortest first.
+    Without ``edgetpu``: the k worst layers for k in ``steps`` (``float_k``), then the tails of the
+    graph from the two worst layers (``float_tail_n``: a float layer's output is quantized again for
+    the next int8 op, so an error that comes from a wide activation range is only cured by keeping
+    the rest of the graph float). With ``edgetpu``: only tails, from each of the worst layers,
+    shortest first.
     """
     out = []
     if not edgetpu:
         for k in steps:
-            if k <= len(worst) and (not out or len(out[-1]) < k):
-                out.append(worst[:k])
+            if k <= len(worst) and (not out or len(out[-1][1]) < k):
+                out.append((f"float_{k}", worst[:k]))
     starts = sorted({w["index"] for w in worst[:len(steps) if edgetpu else 2]}, reverse=True)
     for start in starts:
         tail = [layer for layer in layers if layer["index"] >= start]
-        if all({x["index"] for x in tail} != {x["index"] for x in c} for c in out):
-            out.append(tail)
+        if all({x["index"] for x in tail} != {x["index"] for x in c} for _, c in out):
+            out.append((f"float_tail_{len(tail)}", tail))
     return out
 
 
@@ -105,8 +106,8 @@ def remedy_convert(model, representative: np.ndarray, val_x: np.ndarray, val_y: 
     layers = dbg.layer_errors()
     worst = dbg.worst_layers(max(FLOAT_LAYER_STEPS))
     log("worst layers: " + ", ".join(f"{w['layer']} ({w['relative_rmse']:.3f})" for w in worst[:4]))
-    for denylist in candidate_denylists(layers, worst, edgetpu):
-        name = f"ptq_float_{'tail_' if edgetpu else ''}{len(denylist)}"
+    for kind, denylist in candidate_denylists(layers, worst, edgetpu):
+        name = f"ptq_{kind}"
         try:
             content = dbg.quantize([layer["node"] for layer in denylist], io_type=io)
         except ConversionError as exc:

@@ -53,9 +53,11 @@ def test_edgetpu_candidates_are_tails():
     layers = [{"index": i, "layer": f"l{i}"} for i in range(6)]
     worst = [layers[2], layers[4]]
     tails = candidate_denylists(layers, worst, edgetpu=True)
-    assert [[x["index"] for x in t] for t in tails] == [[4, 5], [2, 3, 4, 5]]
+    assert [(k, [x["index"] for x in t]) for k, t in tails] == [("float_tail_2", [4, 5]),
+                                                                ("float_tail_4", [2, 3, 4, 5])]
     plain = candidate_denylists(layers, worst, edgetpu=False)
-    assert [[x["index"] for x in t] for t in plain] == [[2], [2, 4], [4, 5], [2, 3, 4, 5]]
+    assert [(k, [x["index"] for x in t]) for k, t in plain] == [
+        ("float_1", [2]), ("float_2", [2, 4]), ("float_tail_2", [4, 5]), ("float_tail_4", [2, 3, 4, 5])]
 
 
 def test_convert_max_drop_records_attempts(tmp_path, demo_data):

@@ -49,19 +49,22 @@ def _summary(result):
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--prune-margin", type=float, default=0.1, show_default=True,
               help="Prune a trial whose head-phase accuracy is this far below a no-slower, no-bigger finished trial.")
-@click.option("--heartbeat", type=click.IntRange(1), default=10, show_default=True,
+@click.option("--heartbeat", type=click.IntRange(1), default=30, show_default=True,
               help="Seconds between trial heartbeats; a killed worker's trial is failed after 3 missed ones.")
 @click.option("--latency-stat", type=click.Choice(["p50", "p90", "p99", "mean"]), default="p50", show_default=True)
 @click.option("--ssh-key", type=click.Path(), default=None, help="Identity file for ssh:// targets.")
 @click.option("--ssh-option", "ssh_options", multiple=True, help="Extra ssh/scp option, e.g. -oPort=2222. Repeatable.")
 @click.option("--remote-edgecnn", default="edgecnn", show_default=True, help="The edgecnn command on the board.")
 @click.option("--ssh-timeout", type=float, default=120.0, show_default=True, help="Seconds per remote step.")
+@click.option("--probe/--no-probe", default=True, show_default=True,
+              help="Measure each base's untrained int8 model on the target before the search; bases over the "
+                   "latency budget are left out.")
 @click.option("--export", "export", default=None, help="'best' or a trial number: fine-tune it in full and write "
                                                        "SEARCH_DIR/export/bundle.")
 @output_options
 def search(data_dir, target, max_latency_ms, max_size_kb, trials, out, space, study, study_name, weights, sampler,
-           seed, prune_margin, heartbeat, latency_stat, ssh_key, ssh_options, remote_edgecnn, ssh_timeout, export,
-           quiet, as_json):
+           seed, prune_margin, heartbeat, latency_stat, ssh_key, ssh_options, remote_edgecnn, ssh_timeout, probe,
+           export, quiet, as_json):
     """Search backbones, widths, input sizes and training settings for the best int8 model in a budget."""
     from edgecnn.search.runner import search as run_search
 
@@ -74,7 +77,8 @@ def search(data_dir, target, max_latency_ms, max_size_kb, trials, out, space, st
                         trials=trials, space=space, study=study, study_name=study_name, weights=weights,
                         sampler=sampler, seed=seed, prune_margin=prune_margin, heartbeat=heartbeat,
                         latency_stat=latency_stat, ssh_key=ssh_key, ssh_options=list(ssh_options),
-                        remote_edgecnn=remote_edgecnn, ssh_timeout=ssh_timeout, export=export, progress=progress)
+                        remote_edgecnn=remote_edgecnn, ssh_timeout=ssh_timeout, export=export, progress=progress,
+                        probe=probe)
     if not (quiet or as_json):
         from rich.console import Console
 

@@ -39,10 +39,11 @@ def _check_budget(max_latency_ms, max_size_kb, trials):
 def search(data_dir, out, target: str = "host", max_latency_ms: float = 50.0, max_size_kb: float = 4096.0,
            trials: int = 10, space: Union[None, str, Path, dict] = None, study: Optional[str] = None,
            study_name: str = study_mod.DEFAULT_STUDY_NAME, weights: Optional[str] = "imagenet",
-           sampler: str = "nsga2", seed: Optional[int] = 0, prune_margin: float = 0.1, heartbeat: int = 10,
+           sampler: str = "nsga2", seed: Optional[int] = 0, prune_margin: float = 0.1, heartbeat: int = 30,
            latency_stat: str = "p50", ssh_key: Optional[str] = None, ssh_options=None,
            remote_edgecnn: Optional[str] = None, ssh_timeout: float = 120.0, export: Optional[str] = None,
-           export_options: Optional[dict] = None, progress: Optional[Callable[[str], None]] = None) -> dict:
+           export_options: Optional[dict] = None, progress: Optional[Callable[[str], None]] = None,
+           probe: bool = True) -> dict:
     """Search fine-tuning configurations for the best int8 model within a latency and size budget.
 
     Args:
@@ -65,6 +66,9 @@ def search(data_dir, out, target: str = "host", max_latency_ms: float = 50.0, ma
         export: ``best`` or a trial number: fine-tune that configuration in full and write its bundle.
         export_options: finetune options for the export (e.g. epochs).
         progress: called with one line per event (trial i of N, best so far, time per trial).
+        probe: for measured targets, measure each base's untrained int8 model once before the
+            search and exclude bases over the latency budget (False: only sizes are screened,
+            and a base's latency is known after its first trial).
 
     Returns:
         A JSON-safe dict: counts, the front, the best trial, file paths, timings.
@@ -85,17 +89,30 @@ def search(data_dir, out, target: str = "host", max_latency_ms: float = 50.0, ma
     url = study or study_mod.default_study_url(out)
     storage = study_mod.open_storage(url, heartbeat)  # a bad URL fails before any data is scanned
 
-    from edgecnn.search.objective import Pruned, SearchData, TrialContext, run_trial
+    from edgecnn.search.objective import Pruned, SearchData, TrialContext, run_trial, screen_bases
 
     out.mkdir(parents=True, exist_ok=True)
     data = SearchData(data_dir, out / "cache", seed=0)
+    ctx = TrialContext(data, tgt, out, max_latency_ms, max_size_kb, weights=weights, prune_margin=prune_margin,
+                       seed=seed or 0, probe=probe)
     settings = {"space": full_space, "target": tgt.name, "latency_stat": latency_stat,
                 "max_latency_ms": float(max_latency_ms), "max_size_kb": float(max_size_kb),
                 "data": data.digest, "weights": str(weights)}
     sampler_obj = study_mod.make_sampler(sampler, trials, study_mod.worker_seed(seed))
     the_study = study_mod.open_study(storage, study_name, settings, sampler_obj)
-    ctx = TrialContext(data, tgt, out, max_latency_ms, max_size_kb, weights=weights, prune_margin=prune_margin,
-                       seed=seed or 0)
+    # Bases whose estimate already busts the budget never enter the space (no trial is spent on them).
+    # The first worker screens; later workers and resumed searches reuse its verdict.
+    screening = the_study.user_attrs.get("screening")
+    if screening is None:
+        kept, excluded, estimates = screen_bases(full_space["bases"], ctx, say)
+        screening = {"kept": kept, "excluded": excluded, "estimates": estimates}
+        the_study.set_user_attr("screening", screening)
+    if not screening["kept"]:
+        raise EdgecnnError("no base fits the budget of "
+                           f"{float(max_latency_ms):g} ms / {float(max_size_kb):g} KB on target '{tgt.name}': "
+                           + "; ".join(f"{b}: {why}" for b, why in screening["excluded"].items())
+                           + ". Raise --max-latency-ms / --max-size-kb or add smaller bases with --space.")
+    full_space = dict(full_space, bases=list(screening["kept"]))
     budget = {"max_latency_ms": float(max_latency_ms), "max_size_kb": float(max_size_kb)}
     optuna = study_mod._optuna()
     before = study_mod.counts(the_study)
@@ -107,16 +124,18 @@ def search(data_dir, out, target: str = "host", max_latency_ms: float = 50.0, ma
         trial.set_user_attr("config", params)
         trial.set_user_attr("worker", f"{socket.gethostname()}:{os.getpid()}")
         try:
-            return run_trial(trial, params, ctx, study_mod.finished_trials(the_study))
+            values = run_trial(trial, params, ctx, study_mod.finished_trials(the_study))
+            study_mod.set_trial_constraints(trial, trial.user_attrs["constraints"])
+            return values
         except Pruned as exc:
             raise optuna.TrialPruned(str(exc)) from None
 
     def log(event, trial, **info):
+        if event == "failed":
+            say(f"trial {trial.number if trial is not None else '?'} failed: {info.get('error')}")
+            return
         c = study_mod.counts(the_study)
         a = trial.user_attrs
-        if event == "failed":
-            say(f"trial {trial.number} failed: {info.get('error')}")
-            return
         if trial.state.name == "PRUNED":
             what = f"pruned after head phase (head acc {a.get('head_acc', 0):.3f}, dominated by trial {a.get('pruned_by')})"
         elif a.get("rejected"):
@@ -183,6 +202,8 @@ def write_outputs(the_study, out, budget, settings, url, trials) -> dict:
         "target": settings.get("target"),
         "latency_kind": kinds[0] if len(kinds) == 1 else kinds,
         "latency_stat": settings.get("latency_stat", "p50"),
+        "excluded_bases": the_study.user_attrs.get("screening", {}).get("excluded", {}),
+        "base_estimates": the_study.user_attrs.get("screening", {}).get("estimates", {}),
         "front": [r["number"] for r in f],
         "best": _brief(b) if b else None,
         "space": settings.get("space"),

@@ -69,7 +69,7 @@ def _rdb_storage(optuna, url, engine_kwargs, heartbeat):
     raise AssertionError("unreachable")
 
 
-def open_storage(url: str, heartbeat: int = 10):
+def open_storage(url: str, heartbeat: int = 30):
     """An RDBStorage with heartbeats (stale RUNNING trials of killed workers become FAIL).
 
     Raises:
@@ -117,6 +117,9 @@ def make_sampler(kind: str, trials: int, seed: Optional[int]):
     def constraints_func(trial):
         return trial.user_attrs.get("constraints", [0.0, 0.0])
 
+    if hasattr(optuna.trial.Trial, "set_constraint"):
+        constraints_func = None  # Optuna >= 5: trials carry their constraints (set_trial_constraints)
+
     if kind == "nsga2":
         # Small searches need a small population, or every trial is a random first generation.
         population = max(4, min(50, trials // 2))
@@ -124,7 +127,7 @@ def make_sampler(kind: str, trials: int, seed: Optional[int]):
     if kind == "tpe":
         return optuna.samplers.TPESampler(seed=seed, constraints_func=constraints_func,
                                           n_startup_trials=max(2, min(10, trials // 3)))
-    if kind == "random":
+    if kind == "random":  # ignores constraints; the budget still decides feasibility and the front
         return optuna.samplers.RandomSampler(seed=seed)
     raise StudyError(f"--sampler '{kind}' is not one of: nsga2, tpe, random.")
 
@@ -210,8 +213,16 @@ def run_workers_loop(study, n_trials: int, run_one: Callable, log: Callable = pr
             continue
         t0 = time.time()
         done = []
-        study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False,
-                       callbacks=[lambda _study, frozen: done.append(frozen)])
+        try:
+            study.optimize(objective, n_trials=1, catch=(Exception,), gc_after_trial=False,
+                           callbacks=[lambda _study, frozen: done.append(frozen)])
+        except (ValueError, RuntimeError) as exc:
+            # Another worker marked this trial stale (its heartbeats were late): Optuna refuses the
+            # result. The slot is counted as failed and run again; this worker goes on.
+            if "finished" not in str(exc) and "Cannot tell" not in str(exc):
+                raise
+            log("failed", trial=None, error=f"the trial was marked stale by another worker ({exc})")
+            continue
         if not done:
             continue
         trial = done[-1]
@@ -238,6 +249,14 @@ def trial_record(t) -> dict:
         if isinstance(v, float) and (math.isnan(v) or math.isinf(v)):
             rec[k] = None
     return rec
+
+
+def set_trial_constraints(trial, values):
+    """Give the sampler the budget constraints (<= 0 is feasible) the Optuna 5 way, or as a user attr."""
+    trial.set_user_attr("constraints", [float(v) for v in values])
+    if hasattr(trial, "set_constraint"):
+        trial.set_constraint("latency_over_budget_ms", float(values[0]))
+        trial.set_constraint("size_over_budget_kb", float(values[1]))
 
 
 def worker_seed(seed: Optional[int]) -> Optional[int]:

@@ -26,6 +26,8 @@ COMMANDS = {
     "calibrate": ("edgecnn.cli.calibrate", "calibrate", "Fit a bundle's softmax temperature and per-class thresholds."),
     "convert": ("edgecnn.cli.convert", "convert", "Convert a run to TFLite (int8, float16...) and write a bundle."),
     "calibration": ("edgecnn.cli.calibration", "calibration", "Select a calibration set from training images."),
+    "prune": ("edgecnn.cli.prune", "prune", "Magnitude-prune a run's model with fine-tuning (a new run)."),
+    "qat": ("edgecnn.cli.qat", "qat", "Quantization-aware training of a run's model (a new run)."),
 }
 
 

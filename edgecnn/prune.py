@@ -1,0 +1,195 @@
+"""``edgecnn prune``: magnitude pruning (tensorflow-model-optimization) of a run's flat model.
+
+``prune_low_magnitude`` refuses a whole model that contains Rescaling, so only the prunable layers
+are wrapped, through ``keras.models.clone_model(model, clone_function=...)``. The sparsity rises
+along a polynomial schedule over the first part of fine-tuning (pruning from step 0 at constant
+sparsity collapses accuracy) and holds for the rest so the network recovers; BatchNorm stays
+frozen. ``strip_pruning`` then leaves a normal model whose zeros survive conversion and compress.
+"""
+
+import fnmatch
+import time
+from typing import Optional, Sequence
+
+import numpy as np
+
+from edgecnn.errors import EdgecnnError, RunError
+from edgecnn.tf import keras, tfmot
+
+SCHEDULES = ("polynomial", "constant")
+RAMP_FRACTION = 0.6       # share of the fine-tuning steps over which the polynomial schedule ramps up
+UPDATES_PER_EPOCH = 4     # mask updates per epoch during the ramp
+
+
+def parse_m_by_n(text: Optional[str]):
+    """``"2:4"`` -> ``(2, 4)``."""
+    if not text:
+        return None
+    try:
+        m, n = (int(v) for v in str(text).split(":"))
+    except ValueError:
+        raise EdgecnnError(f"--m-by-n '{text}' is not M:N (for example 2:4).") from None
+    if not 0 < m < n:
+        raise EdgecnnError(f"--m-by-n '{text}': M must be between 1 and N-1 (for example 2:4).")
+    return m, n
+
+
+def _prunable(layer, include_depthwise: bool) -> bool:
+    types = (keras.layers.Conv2D, keras.layers.Dense)
+    if include_depthwise:
+        types = types + (keras.layers.DepthwiseConv2D,)
+    return isinstance(layer, types) and not isinstance(layer, keras.layers.Conv2DTranspose)
+
+
+def make_schedule(kind: str, sparsity: float, total_steps: int, steps_per_epoch: int):
+    """The tfmot pruning schedule and a JSON description of it."""
+    sched = tfmot().sparsity.keras
+    frequency = max(1, steps_per_epoch // UPDATES_PER_EPOCH)
+    if kind == "constant":
+        return sched.ConstantSparsity(sparsity, begin_step=0, frequency=frequency), \
+            {"kind": "constant", "sparsity": sparsity, "begin_step": 0, "frequency": frequency}
+    if kind != "polynomial":
+        raise EdgecnnError(f"--schedule '{kind}' is not one of {', '.join(SCHEDULES)}.")
+    # end_step is a multiple of the frequency, so the last mask update reaches the final sparsity.
+    end = max(frequency, int(total_steps * RAMP_FRACTION) // frequency * frequency)
+    return sched.PolynomialDecay(initial_sparsity=0.0, final_sparsity=sparsity, begin_step=0, end_step=end,
+                                 frequency=frequency), \
+        {"kind": "polynomial", "initial_sparsity": 0.0, "final_sparsity": sparsity, "begin_step": 0,
+         "end_step": end, "frequency": frequency, "total_steps": total_steps}
+
+
+def wrap_for_pruning(model, schedule, exclude: Sequence[str] = (), include_depthwise: bool = False,
+                     m_by_n=None, min_params: int = 0):
+    """Clone ``model`` with prunable layers wrapped by ``prune_low_magnitude``; return (model, names)."""
+    sparsity = tfmot().sparsity.keras
+    wrapped = []
+
+    def clone(layer):
+        if _prunable(layer, include_depthwise) and not any(fnmatch.fnmatchcase(layer.name, p) for p in exclude) \
+                and int(np.prod(layer.get_weights()[0].shape)) >= min_params:
+            wrapped.append(layer.name)
+            kwargs = {"sparsity_m_by_n": m_by_n} if m_by_n else {}
+            return sparsity.prune_low_magnitude(layer, pruning_schedule=schedule, **kwargs)
+        return layer  # reused as is (same weights)
+
+    pruned = keras.models.clone_model(model, clone_function=clone)
+    if not wrapped:
+        raise EdgecnnError(f"no layer to prune: every Conv2D/Dense layer matches --exclude {list(exclude)} or has "
+                           f"fewer than --min-params {min_params} weights. Exclude fewer layers.")
+    return pruned, wrapped
+
+
+def sparsity_report(model, names: Sequence[str], m_by_n=None) -> dict:
+    """Zeros per pruned layer's kernel, over pruned kernels, and over all weights."""
+    layers = {}
+    zeros = total = 0
+    for name in names:
+        kernel = model.get_layer(name).get_weights()[0]
+        z = int(np.sum(kernel == 0))
+        entry = {"sparsity": z / kernel.size, "params": int(kernel.size)}
+        if m_by_n:
+            from tensorflow_model_optimization.python.core.sparsity.keras.pruning_utils import is_pruned_m_by_n
+
+            from edgecnn.tf import tf
+
+            entry["m_by_n_ok"] = bool(is_pruned_m_by_n(tf.constant(kernel), m_by_n)) if kernel.ndim in (2, 4) \
+                else None
+        layers[name] = entry
+        zeros, total = zeros + z, total + kernel.size
+    all_w = [np.asarray(w) for w in model.get_weights()]
+    all_zeros = sum(int(np.sum(w == 0)) for w in all_w)
+    all_size = sum(w.size for w in all_w)
+    return {"layers": layers, "pruned_params": int(total), "pruned_sparsity": zeros / max(total, 1),
+            "overall_sparsity": all_zeros / max(all_size, 1), "total_params": int(all_size)}
+
+
+def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial", epochs: int = 6,
+              lr: float = 3e-5, batch_size: int = 32, exclude: Sequence[str] = (), include_depthwise: bool = False,
+              m_by_n: Optional[str] = None, augment: str = "light", distill: bool = True, min_params: int = 0,
+              seed: int = 0, verbose: int = 0) -> dict:
+    """Prune RUN_DIR's model to ``sparsity`` with fine-tuning and save it as RUN_DIR ``out``.
+
+    Args:
+        sparsity: final fraction of zero weights in each pruned kernel (ignored with ``m_by_n``).
+        schedule: ``polynomial`` (0 -> sparsity over the first 60% of steps) or ``constant``.
+        epochs: fine-tuning epochs on the run's train split.
+        exclude: fnmatch patterns of layer names to leave dense (e.g. ``conv1`` ``head_dense``).
+        include_depthwise: also prune DepthwiseConv2D kernels (few weights, sensitive).
+        m_by_n: structured sparsity ``"2:4"`` (Conv2D and Dense only, as tfmot supports it).
+        distill: train toward the unpruned model's probabilities as well as the labels.
+        min_params: leave kernels with fewer weights dense (small early layers are sensitive and
+            add nothing to the size).
+
+    Returns:
+        The pruning report (also in ``out/run.json`` under ``pruning``).
+    """
+    from edgecnn import retrain
+    from edgecnn.qat import load_run_model
+    from edgecnn.rundir import load_run
+
+    started = time.perf_counter()
+    if not 0.0 < sparsity < 1.0:
+        raise EdgecnnError(f"--sparsity {sparsity} must be between 0 and 1 (e.g. 0.5 for half the weights).")
+    if epochs < 1:
+        raise EdgecnnError(f"--epochs {epochs}: pruning needs at least 1 epoch of fine-tuning.")
+    mbn = parse_m_by_n(m_by_n)
+    run = load_run(run_dir)
+    if run.get("qat"):
+        raise RunError(f"'{run_dir}' is a QAT run; prune the float run first, then run `edgecnn qat` on the pruned "
+                       "run (it preserves the sparsity).")
+    model = load_run_model(run)
+    labels = run["labels"]
+    train = retrain.split_arrays(run, "train")
+    val = retrain.split_arrays(run, "val")
+    test = retrain.split_arrays(run, "test")
+    if train is None:
+        raise RunError(f"run '{run_dir}' recorded no train split to fine-tune the pruned model on.")
+    before = {"val": retrain.evaluate(model, *val, labels) if val else None,
+              "weights_gzip_bytes": retrain.weights_gzip_bytes(model)}
+
+    steps_per_epoch = -(-len(train[1]) // batch_size)
+    sched, sched_info = make_schedule(schedule, sparsity, steps_per_epoch * epochs, steps_per_epoch)
+    teacher = load_run_model(run) if distill else None
+    pruned, names = wrap_for_pruning(model, sched, exclude, include_depthwise, mbn, min_params)
+    retrain.freeze_batchnorm(pruned)
+    history = retrain.fit(pruned, train, val, labels, epochs, lr, batch_size, seed, augment,
+                          callbacks=[tfmot().sparsity.keras.UpdatePruningStep()], verbose=verbose, phase="prune",
+                          teacher=teacher)
+    stripped = tfmot().sparsity.keras.strip_pruning(pruned)
+    report = sparsity_report(stripped, names, mbn)
+    metrics = {"val": retrain.evaluate(stripped, *val, labels) if val else None}
+    if test is not None:
+        metrics["test"] = retrain.evaluate(stripped, *test, labels)
+    after = {"val": metrics["val"], "weights_gzip_bytes": retrain.weights_gzip_bytes(stripped)}
+    details = {
+        "target_sparsity": 0.5 if mbn else sparsity,
+        "m_by_n": list(mbn) if mbn else None,
+        "schedule": sched_info,
+        "epochs": epochs, "lr": lr, "batch_size": batch_size, "augment": augment, "seed": seed,
+        "exclude": list(exclude), "include_depthwise": include_depthwise, "min_params": min_params,
+        "distill": distill,
+        "sparsity": report,
+        "val_accuracy_before": before["val"]["accuracy"] if before["val"] else None,
+        "val_accuracy_after": after["val"]["accuracy"] if after["val"] else None,
+        "weights_gzip_bytes_before": before["weights_gzip_bytes"],
+        "weights_gzip_bytes_after": after["weights_gzip_bytes"],
+    }
+    metrics["pruning"] = {k: details[k] for k in ("val_accuracy_before", "val_accuracy_after")}
+    retrain.write_child(out, stripped, run, "pruning", details, history, metrics, started)
+    return dict(details, run_dir=str(out))
+
+
+def format_summary(result: dict) -> str:
+    """Human summary of a pruning report."""
+    rep = result["sparsity"]
+    lines = [f"Pruned run {result['run_dir']}: {len(rep['layers'])} layers, sparsity {rep['pruned_sparsity']:.3f} "
+             f"of pruned kernels, {rep['overall_sparsity']:.3f} of all weights"]
+    for name, entry in rep["layers"].items():
+        extra = "" if entry.get("m_by_n_ok") is None else f"  {result['m_by_n'][0]}:{result['m_by_n'][1]} " \
+                                                            f"{'ok' if entry['m_by_n_ok'] else 'NOT met'}"
+        lines.append(f"  {name:<28} {entry['sparsity']:.3f} of {entry['params']}{extra}")
+    b, a = result["weights_gzip_bytes_before"], result["weights_gzip_bytes_after"]
+    lines.append(f"Weights gzipped: {b / 1e6:.2f} MB -> {a / 1e6:.2f} MB ({a / b:.2f}x)")
+    if result["val_accuracy_before"] is not None:
+        lines.append(f"Val accuracy: {result['val_accuracy_before']:.3f} -> {result['val_accuracy_after']:.3f}")
+    return "\n".join(lines)

@@ -26,10 +26,10 @@ SPACE = {"bases": ["mobilenet_v1:0.25:96", "mobilenet_v1:0.5:96"], "unfreeze_top
 BUDGET = ["--max-latency-ms", "200", "--max-size-kb", "700"]
 
 
-def _cmd(data, out, trials, *extra):
+def _cmd(data, out, trials, *extra, target="host"):
     space = Path(out).parent / "space.json"
     space.write_text(json.dumps(SPACE))
-    return [EDGECNN, "search", str(data), "--target", "host", *BUDGET, "--trials", str(trials), "--out", str(out),
+    return [EDGECNN, "search", str(data), "--target", target, *BUDGET, "--trials", str(trials), "--out", str(out),
             "--space", str(space), "--weights", "none", "--quiet", *extra]
 
 
@@ -103,8 +103,9 @@ def test_budget_is_respected(two_workers):
 def test_resume_after_a_killed_search(demo_data, tmp_path):
     out = tmp_path / "s"
     db = out / "study.db"
-    # A 1 s heartbeat: the killed worker's trial is stale after 3 s (the default is 10 s / 30 s).
-    proc = subprocess.Popen(_cmd(demo_data, out, 2, "--heartbeat", "1"), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    # A 1 s heartbeat: the killed worker's trial is stale after 3 s (the default is 30 s / 90 s).
+    # Target rpi4: latency is the profile's estimate (no measuring, and the estimate path is covered).
+    proc = subprocess.Popen(_cmd(demo_data, out, 2, "--heartbeat", "1", target="rpi4"), env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                             start_new_session=True)
     deadline = time.time() + 150
     while _finished(db) < 1 and time.time() < deadline and proc.poll() is None:
@@ -114,14 +115,18 @@ def test_resume_after_a_killed_search(demo_data, tmp_path):
     proc.wait()
     before = _finished(db)
     assert before < 2, "killed too late to test a resume"
-    done = subprocess.run(_cmd(demo_data, out, 2, "--heartbeat", "1", "--json"), env=_env(), capture_output=True, text=True, timeout=300)
+    done = subprocess.run(_cmd(demo_data, out, 2, "--heartbeat", "1", "--json", target="rpi4"), env=_env(), capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
     result = json.loads(done.stdout.strip().splitlines()[-1])
     assert result["counts"]["finished"] == 2
     states = _states(db)
     assert sum(1 for _, s in states if s in ("COMPLETE", "PRUNED")) == 2
     data = json.loads((out / "trials.json").read_text())
-    assert data["base_estimates"]["mobilenet_v1:0.25:96"]["latency_ms"] > 0  # probed on the host before trial 0
+    assert data["latency_kind"] == "estimate"
+    assert data["base_estimates"]["mobilenet_v1:0.25:96"]["latency_kind"] == "estimate"
+    for t in data["trials"]:
+        if t["state"] == "COMPLETE":
+            assert t["latency_kind"] == "estimate" and t["latency_detail"]["profile"] == "rpi4", t
     assert not any(s == "RUNNING" for _, s in states), "a killed worker's trial must not stay RUNNING"
 
 

@@ -334,11 +334,15 @@ def screen_bases(bases, ctx, say=None):
         params = dict(parse_base(base), base=base)
         arch, _ = build(params, ctx.data.num_classes, "none", ctx.seed)
         size = estimate_size_kb(arch)
-        latency = ctx.target.estimate_counts(count_keras(arch))
+        counts = count_keras(arch)
+        latency = ctx.target.estimate_counts(counts)
         if latency is None and size <= ctx.max_size_kb and ctx.probe:
             latency = probe_latency(arch, params, ctx)
         del arch
-        estimates[base] = {"size_kb": size, "latency_ms": latency}
+        estimates[base] = {"size_kb": size, "latency_ms": latency, "latency_kind": ctx.target.kind if latency
+                           is not None and ctx.target.kind == "estimate" else ("probe" if latency is not None
+                                                                                else None),
+                           "macs": int(sum(counts[k] for k in ("conv", "depthwise", "fully_connected")))}
         why = []
         if size > ctx.max_size_kb:
             why.append(f"estimated size {size:.0f} KB > {ctx.max_size_kb:g} KB")
@@ -367,6 +371,7 @@ class TrialContext:
         self.log = log or (lambda msg: None)
         self.keep_models = keep_models
         self.probe = probe  # measure an untrained copy of a new base before training it
+        self.base_estimates = {}  # base -> {"size_kb", "latency_ms", "macs"} from screen_bases
 
 
 def constraints(latency_ms, size_kb, ctx) -> list:
@@ -409,20 +414,23 @@ def run_trial(trial, params: dict, ctx: TrialContext, finished) -> tuple:
     data = ctx.data
     seed = ctx.seed + trial.number
     attrs = {"base": params["base"], "target": ctx.target.name, "latency_kind": ctx.target.kind}
-    # The architecture alone (no weights to load or download) gives the size and MAC estimates.
-    arch, _ = build(params, data.num_classes, "none", seed)
-    est_size = estimate_size_kb(arch)
-    counts = count_keras(arch)
-    est_latency = ctx.target.estimate_counts(counts)
+    screened = ctx.base_estimates.get(params["base"])
+    if screened is not None:  # estimated once per base before the search (screen_bases)
+        est_size, est_latency, macs = screened["size_kb"], screened["latency_ms"], screened.get("macs")
+    else:
+        # The architecture alone (no weights to load or download) gives the size and MAC estimates.
+        arch, _ = build(params, data.num_classes, "none", seed)
+        est_size = estimate_size_kb(arch)
+        counts = count_keras(arch)
+        macs = int(sum(counts[k] for k in ("conv", "depthwise", "fully_connected")))
+        est_latency = ctx.target.estimate_counts(counts)
+        if est_latency is None and est_size <= ctx.max_size_kb and ctx.probe:
+            est_latency = probe_latency(arch, params, ctx)
+            attrs["latency_probe"] = True
+        del arch
     if est_latency is None:
         est_latency = known_latency(finished, params["base"])
-    if est_latency is None and est_size <= ctx.max_size_kb and ctx.probe:
-        est_latency = probe_latency(arch, params, ctx)
-        attrs["latency_probe"] = True
-    del arch
-    attrs.update(est_size_kb=est_size, est_latency_ms=est_latency, macs=int(sum(counts[k] for k in
-                                                                                 ("conv", "depthwise",
-                                                                                  "fully_connected"))))
+    attrs.update(est_size_kb=est_size, est_latency_ms=est_latency, macs=macs)
     over = []
     if est_size > ctx.max_size_kb:
         over.append(f"estimated size {est_size:.0f} KB > {ctx.max_size_kb:g} KB")

@@ -113,6 +113,7 @@ def search(data_dir, out, target: str = "host", max_latency_ms: float = 50.0, ma
                            + "; ".join(f"{b}: {why}" for b, why in screening["excluded"].items())
                            + ". Raise --max-latency-ms / --max-size-kb or add smaller bases with --space.")
     full_space = dict(full_space, bases=list(screening["kept"]))
+    ctx.base_estimates = dict(screening.get("estimates") or {})
     budget = {"max_latency_ms": float(max_latency_ms), "max_size_kb": float(max_size_kb)}
     optuna = study_mod._optuna()
     before = study_mod.counts(the_study)

@@ -78,3 +78,10 @@ def run_demo(out="demo_out", quiet: bool = False, echo=None, steps=None) -> dict
             echo(line)
     return {"out": str(ctx["out"]), "passed": ctx["passed"], "steps": done,
             "total_s": round(time.perf_counter() - started, 2)}
+
+
+# Compression and conversion steps (converters/demo_steps.py): int8 bundle, then 50% pruning.
+from edgecnn.converters.demo_steps import convert_step, prune_step  # noqa: E402  (light: no TF at import)
+
+add_step("convert", convert_step, after="finetune")
+add_step("prune", prune_step, after="convert")

@@ -209,3 +209,14 @@ def test_model_path_helper_reads_the_bundle(tiny_bundle):
     manifest = verify_bundle(tiny_bundle)
     assert model_path(tiny_bundle, manifest).name == "model.tflite"
     assert model_path(tiny_bundle, manifest, edgetpu=True) is None
+
+
+def test_demo_steps(mini_run, tmp_path):
+    from edgecnn.converters.demo_steps import convert_step, prune_step
+
+    ctx = {"out": tmp_path, "quiet": True, "run_dir": mini_run, "passed": True}
+    line = convert_step(ctx)
+    assert line.startswith("convert: int8 model.tflite") and verify_bundle(ctx["bundle_dir"])
+    line = prune_step(ctx)
+    assert line.startswith("prune: 0.50 sparsity") and "x the plain int8 file" in line
+    assert verify_bundle(tmp_path / "bundle_pruned")["source"]["pruning"]["target_sparsity"] == 0.5

@@ -106,7 +106,7 @@ def sparsity_report(model, names: Sequence[str], m_by_n=None) -> dict:
 def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial", epochs: int = 6,
               lr: float = 3e-5, batch_size: int = 32, exclude: Sequence[str] = (), include_depthwise: bool = False,
               m_by_n: Optional[str] = None, augment: str = "light", distill: bool = True, min_params: int = 0,
-              seed: int = 0, verbose: int = 0) -> dict:
+              train_layers: str = "all", seed: int = 0, verbose: int = 0) -> dict:
     """Prune RUN_DIR's model to ``sparsity`` with fine-tuning and save it as RUN_DIR ``out``.
 
     Args:
@@ -119,6 +119,8 @@ def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial",
         distill: train toward the unpruned model's probabilities as well as the labels.
         min_params: leave kernels with fewer weights dense (small early layers are sensitive and
             add nothing to the size).
+        train_layers: ``all`` fine-tunes every layer (BatchNorm excepted); ``pruned`` only the pruned
+            layers and the dense head, so the layers left dense keep their pretrained weights.
 
     Returns:
         The pruning report (also in ``out/run.json`` under ``pruning``).
@@ -152,6 +154,13 @@ def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial",
     teacher = load_run_model(run) if distill else None
     pruned, names = wrap_for_pruning(model, sched, exclude, include_depthwise, mbn, min_params)
     retrain.freeze_batchnorm(pruned)
+    if train_layers == "pruned":
+        for layer in pruned.layers:
+            keep = type(layer).__name__ == "PruneLowMagnitude" or isinstance(layer, keras.layers.Dense)
+            if not keep and layer.trainable_weights:
+                layer.trainable = False
+    elif train_layers != "all":
+        raise EdgecnnError(f"--train-layers '{train_layers}' is not one of all, pruned.")
     history = retrain.fit(pruned, train, val, labels, epochs, lr, batch_size, seed, augment,
                           callbacks=[tfmot().sparsity.keras.UpdatePruningStep()], verbose=verbose, phase="prune",
                           teacher=teacher)
@@ -167,7 +176,7 @@ def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial",
         "schedule": sched_info,
         "epochs": epochs, "lr": lr, "batch_size": batch_size, "augment": augment, "seed": seed,
         "exclude": list(exclude), "include_depthwise": include_depthwise, "min_params": min_params,
-        "distill": distill,
+        "distill": distill, "train_layers": train_layers,
         "sparsity": report,
         "val_accuracy_before": before["val"]["accuracy"] if before["val"] else None,
         "val_accuracy_after": after["val"]["accuracy"] if after["val"] else None,

@@ -22,28 +22,8 @@ def load_run_model(run: dict):
         from edgecnn.tf import tfmot
 
         with tfmot().quantization.keras.quantize_scope():
-            model = load_classifier(run["model_path"])
-        refresh_sparsity_masks(model)
-        return model
+            return load_classifier(run["model_path"])
     return load_classifier(run["model_path"])
-
-
-def refresh_sparsity_masks(model) -> int:
-    """Recompute the prune-preserve quantizers' masks from the weights the model holds now.
-
-    tfmot computes each mask once, when the wrapper is built -- and quantize_apply, clone_model and
-    load_model build the wrappers before the real weights are set, so the masks come from the
-    initial weights and preserve nothing. Called after each of those; returns the masks refreshed.
-    """
-    from edgecnn.tf import tf
-
-    count = 0
-    for layer in model.layers:
-        for weight, _quantizer, qvars in getattr(layer, "_weight_vars", []):
-            if isinstance(qvars, dict) and "sparsity_mask" in qvars:
-                qvars["sparsity_mask"] = tf.math.divide_no_nan(weight, weight)
-                count += 1
-    return count
 
 
 def annotate(model):
@@ -120,7 +100,6 @@ def quantize(model, preserve_sparsity: bool = False):
     scheme = _prune_preserve_scheme() if preserve_sparsity else None
     with qk.quantize_scope():
         qat = qk.quantize_apply(annotated_model, scheme) if scheme else qk.quantize_apply(annotated_model)
-    refresh_sparsity_masks(qat)
     report = {"annotated": len(annotated), "left_out": left_out,
               "scheme": "Default8BitPrunePreserveQuantizeScheme" if preserve_sparsity else "Default8BitQuantizeScheme"}
     return qat, report
@@ -139,7 +118,6 @@ def rebuild_for_saving(qat):
     with tfmot().quantization.keras.quantize_scope():
         fresh = keras.models.clone_model(qat)
     fresh.set_weights(qat.get_weights())  # raises on any shape mismatch
-    refresh_sparsity_masks(fresh)
     return fresh
 
 

@@ -74,3 +74,17 @@ def test_prune_errors(mini_run, tmp_path):
     assert res.exit_code == 2 and "Error: no layer to prune: every Conv2D/Dense layer matches --exclude ['*']" \
         in res.stderr
     assert not (tmp_path / "r").exists()
+
+
+def test_train_layers_pruned_keeps_the_dense_layers(mini_run, tmp_path):
+    from edgecnn.models import load_classifier
+    from edgecnn.prune import prune_run
+
+    report = prune_run(mini_run, tmp_path / "r", sparsity=0.5, epochs=1, lr=1e-3, augment="none", min_params=1000,
+                       train_layers="pruned")
+    assert set(report["sparsity"]["layers"]) == {"conv3"} and report["train_layers"] == "pruned"
+    before, after = load_classifier(mini_run / "model.keras"), load_classifier(tmp_path / "r" / "model.keras")
+    for name in ("conv1", "dw2", "pw2"):            # below --min-params: not pruned, not trained
+        np.testing.assert_array_equal(before.get_layer(name).get_weights()[0], after.get_layer(name).get_weights()[0])
+    assert not np.array_equal(before.get_layer("head_dense").get_weights()[0],
+                              after.get_layer("head_dense").get_weights()[0])

@@ -103,7 +103,7 @@ def _export_fallback(data_dir, search_dir, record, config, opts, weights, bundle
     feats, _ = obj.base_features(model, model_config, data, tag if tag != "none" else f"none-seed{seed}")
     acc = obj.train_head(model, feats, data, params, seed)
     if params.get("unfreeze_top"):
-        acc = obj.fine_tune(model, model_config, data, params, seed)
+        acc = obj.fine_tune(model, model_config, data, params, seed, train_bn=(tag == "none"))
     content = obj.convert_int8(model, data.calibration_images(params["input_size"], seed))
     int8_acc = obj.int8_accuracy(content, data.images(params["input_size"])["val"], data.y_val)
     size = int(params["input_size"])

@@ -195,8 +195,12 @@ def train_head(model, feats, data: SearchData, params, seed):
     return best
 
 
-def fine_tune(model, config, data: SearchData, params, seed):
-    """Phase 2: unfreeze the top ``unfreeze_top`` base layers (BatchNorm stays frozen) and train."""
+def fine_tune(model, config, data: SearchData, params, seed, train_bn: bool = False):
+    """Phase 2: unfreeze the top ``unfreeze_top`` base layers and train.
+
+    BatchNorm stays frozen (inference mode) over pretrained weights, as fine-tuning a folded base
+    needs; a random-init base (``train_bn``) trains its BatchNorm too, or it cannot learn.
+    """
     from edgecnn.tf import keras, tf
 
     base = config["base_layers"]
@@ -204,8 +208,10 @@ def fine_tune(model, config, data: SearchData, params, seed):
     unfrozen, base_set = set(base[start:]), set(base)
     model.trainable = True
     for layer in model.layers:
-        is_bn = isinstance(layer, keras.layers.BatchNormalization)
+        is_bn = isinstance(layer, keras.layers.BatchNormalization) and not train_bn
         layer.trainable = not is_bn and (layer.name in unfrozen or layer.name not in base_set)
+        if train_bn and isinstance(layer, keras.layers.BatchNormalization):
+            layer.momentum = 0.9  # Keras' 0.999 leaves the moving statistics unset after a short fit
     images = data.images(config["input_size"])
     x, y = images["train"], data.y_train
     if params.get("balance") == "oversample":
@@ -474,7 +480,7 @@ def run_trial(trial, params: dict, ctx: TrialContext, finished) -> tuple:
                      f"{dominated_by}, which is no slower and no bigger")
     float_acc = head_acc
     if params.get("unfreeze_top", 0) and params.get("fine_tune_epochs", 0):
-        float_acc = fine_tune(model, config, data, params, seed)
+        float_acc = fine_tune(model, config, data, params, seed, train_bn=weights_tag.startswith("none"))
         lap("fine_tune")
     attrs["float_acc"] = float_acc
 

@@ -118,7 +118,7 @@ def search(data_dir, out, target: str = "host", max_latency_ms: float = 50.0, ma
     optuna = study_mod._optuna()
     before = study_mod.counts(the_study)
     if before["finished"]:
-        say(f"resuming study '{study_name}': {before['finished']} of {trials} trials already finished")
+        say(f"resuming study '{study_name}': {before['finished']} trials already finished (--trials {trials})")
 
     def run_one(trial):
         params = space_mod.suggest(trial, full_space)

@@ -90,7 +90,7 @@ def tiny_tflite(tmp_path_factory):
 def test_measures_on_the_board_over_ssh(sshd, tiny_tflite):
     edgecnn = str(Path(sys.executable).with_name("edgecnn"))
     target = make_target(sshd["url"], ssh_key=sshd["key"], ssh_options=sshd["options"], remote_edgecnn=edgecnn,
-                         ssh_timeout=60)
+                         ssh_timeout=60, threads=2)
     assert isinstance(target, SSHTarget)
     target.check()
     out = target.measure(tiny_tflite)
@@ -98,6 +98,7 @@ def test_measures_on_the_board_over_ssh(sshd, tiny_tflite):
     assert out["target"] == sshd["url"]
     assert 0 < out["latency_ms"] < 1000
     assert out["benchmark"]["results"][0]["p50_ms"] == pytest.approx(out["latency_ms"])
+    assert out["benchmark"]["results"][0]["threads"] == 2  # --threads reached the board's benchmark
 
 
 def test_remote_command_missing_is_explained(sshd, tiny_tflite):

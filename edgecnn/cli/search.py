@@ -52,6 +52,8 @@ def _summary(result):
 @click.option("--heartbeat", type=click.IntRange(1), default=30, show_default=True,
               help="Seconds between trial heartbeats; a killed worker's trial is failed after 3 missed ones.")
 @click.option("--latency-stat", type=click.Choice(["p50", "p90", "p99", "mean"]), default="p50", show_default=True)
+@click.option("--threads", type=click.IntRange(1), default=None,
+              help="Interpreter threads when measuring latency (host, ssh://) [default: 1].")
 @click.option("--ssh-key", type=click.Path(), default=None, help="Identity file for ssh:// targets.")
 @click.option("--ssh-option", "ssh_options", multiple=True, help="Extra ssh/scp option, e.g. -oPort=2222. Repeatable.")
 @click.option("--remote-edgecnn", default="edgecnn", show_default=True, help="The edgecnn command on the board.")
@@ -63,7 +65,7 @@ def _summary(result):
                                                        "SEARCH_DIR/export/bundle.")
 @output_options
 def search(data_dir, target, max_latency_ms, max_size_kb, trials, out, space, study, study_name, weights, sampler,
-           seed, prune_margin, heartbeat, latency_stat, ssh_key, ssh_options, remote_edgecnn, ssh_timeout, probe,
+           seed, prune_margin, heartbeat, latency_stat, threads, ssh_key, ssh_options, remote_edgecnn, ssh_timeout, probe,
            export, quiet, as_json):
     """Search backbones, widths, input sizes and training settings for the best int8 model in a budget."""
     from edgecnn.search.runner import search as run_search
@@ -78,7 +80,7 @@ def search(data_dir, target, max_latency_ms, max_size_kb, trials, out, space, st
                         sampler=sampler, seed=seed, prune_margin=prune_margin, heartbeat=heartbeat,
                         latency_stat=latency_stat, ssh_key=ssh_key, ssh_options=list(ssh_options),
                         remote_edgecnn=remote_edgecnn, ssh_timeout=ssh_timeout, export=export, progress=progress,
-                        probe=probe)
+                        probe=probe, threads=threads)
     if not (quiet or as_json):
         from rich.console import Console
 

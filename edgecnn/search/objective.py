@@ -309,7 +309,8 @@ def probe_latency(arch, params, ctx) -> float:
     lets a measured target (host, ssh://) reject a base before any training when it is too slow.
     """
     key = hashlib.sha256(f"{params['base']}|{ctx.data.num_classes}|{ctx.target.name}|"
-                         f"{getattr(ctx.target, 'stat', '')}".encode()).hexdigest()[:16]
+                         f"{getattr(ctx.target, 'stat', '')}|{getattr(ctx.target, 'threads', None)}"
+                         .encode()).hexdigest()[:16]
     path = ctx.data.cache_dir / f"latency-probe-{key}.json"
     if path.is_file():
         try:

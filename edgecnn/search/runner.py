@@ -43,7 +43,7 @@ def search(data_dir, out, target: str = "host", max_latency_ms: float = 50.0, ma
            latency_stat: str = "p50", ssh_key: Optional[str] = None, ssh_options=None,
            remote_edgecnn: Optional[str] = None, ssh_timeout: float = 120.0, export: Optional[str] = None,
            export_options: Optional[dict] = None, progress: Optional[Callable[[str], None]] = None,
-           probe: bool = True) -> dict:
+           probe: bool = True, threads: Optional[int] = None) -> dict:
     """Search fine-tuning configurations for the best int8 model within a latency and size budget.
 
     Args:
@@ -66,6 +66,7 @@ def search(data_dir, out, target: str = "host", max_latency_ms: float = 50.0, ma
         export: ``best`` or a trial number: fine-tune that configuration in full and write its bundle.
         export_options: finetune options for the export (e.g. epochs).
         progress: called with one line per event (trial i of N, best so far, time per trial).
+        threads: interpreter threads of the latency measurement (host and ssh://; default 1).
         probe: for measured targets, measure each base's untrained int8 model once before the
             search and exclude bases over the latency budget (False: only sizes are screened,
             and a base's latency is known after its first trial).
@@ -83,7 +84,7 @@ def search(data_dir, out, target: str = "host", max_latency_ms: float = 50.0, ma
     where = f"--space file '{space}'" if isinstance(space, (str, Path)) else "the search space"
     full_space = space_mod.build_space(weights, overrides, where)
     tgt = make_target(target, stat=latency_stat, ssh_key=ssh_key, ssh_options=ssh_options,
-                      remote_edgecnn=remote_edgecnn, ssh_timeout=ssh_timeout)
+                      remote_edgecnn=remote_edgecnn, ssh_timeout=ssh_timeout, threads=threads)
     if hasattr(tgt, "check"):
         tgt.check()
     url = study or study_mod.default_study_url(out)
@@ -95,7 +96,7 @@ def search(data_dir, out, target: str = "host", max_latency_ms: float = 50.0, ma
     data = SearchData(data_dir, out / "cache", seed=0)
     ctx = TrialContext(data, tgt, out, max_latency_ms, max_size_kb, weights=weights, prune_margin=prune_margin,
                        seed=seed or 0, probe=probe)
-    settings = {"space": full_space, "target": tgt.name, "latency_stat": latency_stat,
+    settings = {"space": full_space, "target": tgt.name, "latency_stat": latency_stat, "threads": threads,
                 "max_latency_ms": float(max_latency_ms), "max_size_kb": float(max_size_kb),
                 "data": data.digest, "weights": str(weights)}
     sampler_obj = study_mod.make_sampler(sampler, trials, study_mod.worker_seed(seed))

@@ -161,7 +161,7 @@ class SSHTarget(Target):
 
     def __init__(self, url: str, remote_edgecnn: str = "edgecnn", key: Optional[str] = None,
                  options: Optional[List[str]] = None, timeout: float = 120.0, stat: str = "p50",
-                 connect_timeout: int = 10, runs: int = 50):
+                 connect_timeout: int = 10, runs: int = 50, threads: Optional[int] = None):
         parsed = urlparse(url)
         if parsed.scheme != "ssh" or not parsed.hostname or parsed.path not in ("", "/"):
             raise TargetError(f"--target '{url}' is not ssh://user@board[:port] (for example "
@@ -174,6 +174,7 @@ class SSHTarget(Target):
         self.name = url
         self.remote_edgecnn, self.key, self.options = remote_edgecnn, key, list(options or [])
         self.timeout, self.stat, self.connect_timeout, self.runs = timeout, stat, connect_timeout, runs
+        self.threads = threads
 
     @property
     def dest(self) -> str:
@@ -237,7 +238,8 @@ class SSHTarget(Target):
         remote = f"{remote_dir}/{model_path.name}"
         try:
             self._copy(model_path, remote)
-            out = self.ssh(f"{shlex.quote(self.remote_edgecnn)} benchmark {shlex.quote(remote)} --json",
+            threads = f" --threads {int(self.threads)}" if self.threads else ""
+            out = self.ssh(f"{shlex.quote(self.remote_edgecnn)} benchmark {shlex.quote(remote)} --json{threads}",
                            "the benchmark")
         finally:
             try:
@@ -275,7 +277,7 @@ def make_target(spec: str, **options) -> Target:
     if spec.startswith("ssh:"):
         return SSHTarget(spec, remote_edgecnn=options.get("remote_edgecnn") or "edgecnn", key=options.get("ssh_key"),
                          options=options.get("ssh_options"), timeout=options.get("ssh_timeout", 120.0), stat=stat,
-                         runs=options.get("runs", 50))
+                         runs=options.get("runs", 50), threads=options.get("threads"))
     if spec in est.profile_names():
         return ProfileTarget(spec)
     raise TargetError(f"unknown --target '{spec}'. Use host, ssh://user@board[:port], or a profile: "

@@ -46,7 +46,9 @@ def _summary(result):
 @click.option("--weights", default="imagenet", show_default=True,
               help="imagenet (local files in $EDGECNN_WEIGHTS_DIR first), none, or a folder of weights files.")
 @click.option("--sampler", type=click.Choice(["nsga2", "tpe", "random"]), default="nsga2", show_default=True)
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=int, default=None,
+              help="Seed of the sampler (reproducible searches; give each worker its own). Default: random "
+                   "sampling per worker. Training seeds always follow the trial number.")
 @click.option("--prune-margin", type=float, default=0.1, show_default=True,
               help="Prune a trial whose head-phase accuracy is this far below a no-slower, no-bigger finished trial.")
 @click.option("--heartbeat", type=click.IntRange(1), default=30, show_default=True,

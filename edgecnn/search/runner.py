@@ -39,7 +39,7 @@ def _check_budget(max_latency_ms, max_size_kb, trials):
 def search(data_dir, out, target: str = "host", max_latency_ms: float = 50.0, max_size_kb: float = 4096.0,
            trials: int = 10, space: Union[None, str, Path, dict] = None, study: Optional[str] = None,
            study_name: str = study_mod.DEFAULT_STUDY_NAME, weights: Optional[str] = "imagenet",
-           sampler: str = "nsga2", seed: Optional[int] = 0, prune_margin: float = 0.1, heartbeat: int = 30,
+           sampler: str = "nsga2", seed: Optional[int] = None, prune_margin: float = 0.1, heartbeat: int = 30,
            latency_stat: str = "p50", ssh_key: Optional[str] = None, ssh_options=None,
            remote_edgecnn: Optional[str] = None, ssh_timeout: float = 120.0, export: Optional[str] = None,
            export_options: Optional[dict] = None, progress: Optional[Callable[[str], None]] = None,
@@ -58,7 +58,8 @@ def search(data_dir, out, target: str = "host", max_latency_ms: float = 50.0, ma
         study_name: the study's name inside the storage.
         weights: ``imagenet`` (local files via $EDGECNN_WEIGHTS_DIR first), ``none``, or a folder.
         sampler: ``nsga2`` (default), ``tpe`` or ``random``; all respect the budget constraints.
-        seed: base seed of sampling and training (None: random).
+        seed: the sampler's seed (None: random per worker; give each worker its own for a
+            reproducible search). Trial ``n`` trains with seed ``n`` (plus ``seed`` when given).
         prune_margin: head-phase accuracy gap that prunes a dominated trial (see objective).
         heartbeat: seconds between heartbeats; a trial silent for 3 heartbeats is stale (FAIL).
         latency_stat: p50, p90, p99 or mean of the measured latencies (budgeted and optimized).

@@ -16,7 +16,6 @@ The space, target and budget are stored in the study; resuming with different on
 """
 
 import math
-import os
 import time
 from pathlib import Path
 from typing import Callable, Optional
@@ -260,5 +259,6 @@ def set_trial_constraints(trial, values):
 
 
 def worker_seed(seed: Optional[int]) -> Optional[int]:
-    """Each worker samples differently: the seed plus the process id (None stays None)."""
-    return None if seed is None else int(seed) + os.getpid() % 100000
+    """The sampler's seed: ``--seed`` as given (reproducible; give each worker its own), or None:
+    random, so that workers started together without seeds do not propose the same configurations."""
+    return None if seed is None else int(seed)

@@ -205,6 +205,7 @@ def write_outputs(the_study, out, budget, settings, url, trials) -> dict:
         "target": settings.get("target"),
         "latency_kind": kinds[0] if len(kinds) == 1 else kinds,
         "latency_stat": settings.get("latency_stat", "p50"),
+        "bases_searched": the_study.user_attrs.get("screening", {}).get("kept", []),
         "excluded_bases": the_study.user_attrs.get("screening", {}).get("excluded", {}),
         "base_estimates": the_study.user_attrs.get("screening", {}).get("estimates", {}),
         "front": [r["number"] for r in f],

@@ -71,7 +71,8 @@ def test_keras_count_agrees_with_tflite_count(coral_dir):
         assert k[op] == t[op], (op, k[op], t[op])
 
 
-def test_edgetpu_custom_op_is_not_counted(tmp_path, coral_dir):
+@pytest.mark.shared
+def test_edgetpu_custom_op_is_not_counted(coral_dir):
     counts = est.count_tflite(coral_dir / "mobilenet_v1_0.25_128_quant_edgetpu.tflite")
     assert counts["uncounted"], "the edgetpu-custom-op has no MAC rule and must be listed, not guessed"
 

@@ -218,7 +218,10 @@ def write_outputs(the_study, out, budget, settings, url, trials) -> dict:
                        {"target": settings.get("target"), "latency": settings.get("latency_stat", "p50") + (
                            " (ESTIMATE from a board profile)" if summary["latency_kind"] == "estimate" else ""),
                         "budget": f"{budget['max_latency_ms']:g} ms, {budget['max_size_kb']:g} KB",
-                        "trials": f"{len(finished)} finished of {trials} requested", "study": summary["study"]})
+                        "trials": f"{len(finished)} finished of {trials} requested", "study": summary["study"],
+                        "bases searched": ", ".join(summary["bases_searched"]) or "-",
+                        "bases left out before the search": "; ".join(
+                            f"{b} ({why})" for b, why in summary["excluded_bases"].items()) or "none"})
     summary.pop("space")
     summary.update(front_trials=[_brief(r) for r in f], files={"trials": str(out / TRIALS_FILE),
                                                                "plot": str(out / PLOT_FILE),

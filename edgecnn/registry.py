@@ -41,7 +41,13 @@ class Backbone:
 
     def weights_filename(self, alpha: Optional[float], size: int) -> str:
         """File name of local ImageNet weights, as in ``../shared/models/pretrained``."""
-        width = f"_{alpha:g}" if alpha is not None else ""
+        # Keras and ../shared spell whole widths with one decimal (1.0), others as is (0.25, 0.5).
+        if alpha is None:
+            width = ""
+        elif float(alpha).is_integer():
+            width = f"_{alpha:.1f}"
+        else:
+            width = f"_{alpha:g}"
         return f"{self.name}{width}_{size}_imagenet_notop.h5"
 
     def to_config(self) -> dict:

@@ -85,10 +85,6 @@ def tiny_bundle(tmp_path_factory, request) -> Path:
 
 # A MobileNet v1 0.25 at 64 px trained from scratch (--weights none): about 15 s on 2 cores, val
 # accuracy ~0.6 on the 4 demo classes (chance 0.25). test_cli re-runs it through the CLI.
-TINY_RUN_OPTIONS = dict(backbone="mobilenet_v1", alpha=0.25, input_size=64, weights="none", epochs=1,
-                        fine_tune_epochs=10, fine_tune_lr=2e-3, batch_size=16, augment="none", patience=10, seed=0)
-
-
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, demo_data) -> Path:
     """A finished RUN_DIR of `edgecnn finetune` on demo_data (TINY_RUN_OPTIONS), with a test split."""
@@ -98,6 +94,8 @@ def tiny_run(tmp_path_factory, demo_data) -> Path:
     finetune(demo_data, out, quiet=True, **TINY_RUN_OPTIONS)
     return out
 
+
+from train_helpers import TINY_RUN_OPTIONS, finetune_flags  # noqa: E402,F401
 
 HYMENOPTERA_RUN_OPTIONS = dict(backbone="mobilenet_v1", alpha=0.5, input_size=160, epochs=15, fine_tune_epochs=0,
                                patience=5, seed=0)
@@ -113,16 +111,3 @@ def hymenoptera_run(tmp_path_factory, hymenoptera, pretrained_dir) -> Path:
     weights = pretrained_dir / "mobilenet_v1_0.5_160_imagenet_notop.h5"
     finetune(hymenoptera, out, quiet=True, weights=str(weights), **HYMENOPTERA_RUN_OPTIONS)
     return out
-
-
-def finetune_flags(options: dict) -> list:
-    """``edgecnn finetune`` command-line flags for a dict of finetune() options."""
-    flags = []
-    for key, value in options.items():
-        name = "--" + key.replace("_", "-")
-        if isinstance(value, bool):  # --flip/--no-flip style switches, or plain flags like --mixed-precision
-            if value or key in ("flip", "rotate", "zoom", "color"):
-                flags.append(name if value else "--no-" + key.replace("_", "-"))
-        elif value is not None:
-            flags += [name, str(value)]
-    return flags

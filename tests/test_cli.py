@@ -5,7 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from conftest import TINY_RUN_OPTIONS, finetune_flags
+from train_helpers import TINY_RUN_OPTIONS, finetune_flags
 from edgecnn.cli import COMMANDS, cli
 
 

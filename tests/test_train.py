@@ -11,7 +11,7 @@ import time
 import numpy as np
 import pytest
 
-from conftest import ROOT, TINY_RUN_OPTIONS, finetune_flags
+from train_helpers import ROOT, TINY_RUN_OPTIONS, finetune_flags
 from edgecnn.errors import RunError
 from edgecnn.training import options as opts
 from edgecnn.training.pipeline import class_weights, oversample_indices

@@ -85,3 +85,30 @@ from edgecnn.converters.demo_steps import convert_step, prune_step  # noqa: E402
 
 add_step("convert", convert_step, after="finetune")
 add_step("prune", prune_step, after="convert")
+
+
+def evaluate_demo_step(ctx) -> str:
+    """Float vs int8 on the held-out split, the gate, the HTML report and calibrated thresholds."""
+    from edgecnn.evaluate_demo_step import evaluate_step
+
+    result = evaluate_step(ctx["run_dir"], ctx["bundle_dir"], ctx["out"])
+    ctx["evaluate"] = result
+    if not result["passed"]:
+        ctx["passed"] = False
+    return result["summary"]
+
+
+def board_demo_step(ctx) -> str:
+    """Write a short video of held-out demo images with OpenCV and run the board app on it."""
+    from edgecnn.devices.demo_step import demo_step, format_demo
+    from edgecnn.rundir import load_run, split_samples
+
+    run = load_run(ctx["run_dir"])
+    held_out = [str(path) for path, _ in split_samples(run, "test")][:8]
+    result = demo_step(ctx["bundle_dir"], held_out, Path(ctx["out"]) / "board")
+    ctx["board"] = result
+    return format_demo(result)
+
+
+add_step("evaluate", evaluate_demo_step, after="convert")
+add_step("board", board_demo_step, after="evaluate")

@@ -30,10 +30,22 @@ PHASE1_WEIGHTS = "phase1.h5"  # keras h5 weights (the suffix picks the format)
 PHASE2_WEIGHTS = "phase2.h5"
 
 
-def _audit_hook(dataset, strict):
-    """AUDIT HOOK -- to be filled in by the lead: run ``edgecnn.audit.audit_dataset`` on ``dataset``
-    before training and, when ``strict``, raise on its findings. Deliberately does nothing for now."""
-    return None
+def _audit_hook(args, strict, log, quiet):
+    """Audit the data before training: warn on leakage and label conflicts, refuse them with ``strict``."""
+    from edgecnn.audit import audit_dataset, failed_checks
+    from edgecnn.errors import DataError
+
+    audit = audit_dataset(args["data_dir"], val_fraction=args["val_fraction"], test_fraction=args["test_fraction"],
+                          seed=args["seed"], progress=not quiet)
+    bad = failed_checks(audit, "leakage,label_conflicts")
+    if bad:
+        message = "; ".join(f["message"] for f in audit["findings"] if f["kind"] in bad)
+        if strict:
+            raise DataError(f"the audit found {message}. Fix the data (see `edgecnn audit DATA_DIR --report`) "
+                            "or drop --strict.")
+        log(f"Warning: the audit found {message}. Results on these splits may be optimistic "
+            "(`edgecnn audit DATA_DIR --report` lists the files).")
+    return audit
 
 
 def _logger(quiet):
@@ -91,7 +103,7 @@ def finetune(data_dir, out, *, overwrite: bool = False, quiet: bool = False, str
         log(f"RUN_DIR '{out}' is already complete with these arguments; nothing to do "
             "(pass --overwrite to train again).")
         return _result(load_run(out), "complete")
-    _audit_hook(dataset, strict)
+    _audit_hook(args, strict, log, quiet)
     loaded = time.perf_counter() - started
     return _train(args, dataset, state, log, quiet, {"dataset_s": loaded, "started": started})
 

@@ -60,8 +60,9 @@ def _summary(result):
 @click.option("--strategy", type=click.Choice(STRATEGIES), default=D["strategy"], show_default=True,
               help="tf.distribute strategy; multiworker reads TF_CONFIG.")
 @click.option("--overwrite", is_flag=True, help="Replace what --out holds (its feature cache is kept).")
+@click.option("--strict", is_flag=True, help="Fail when the data audit finds leakage or label conflicts.")
 @output_options
-def finetune(data_dir, out, overwrite, quiet, as_json, **options):
+def finetune(data_dir, out, overwrite, strict, quiet, as_json, **options):
     """Fine-tune a pretrained backbone on DATA_DIR (DATA_DIR/<class>/*.jpg, or train/ val/ [test/]).
 
     Phase 1 trains the head on features cached from the frozen base; phase 2 fine-tunes the top
@@ -69,5 +70,5 @@ def finetune(data_dir, out, overwrite, quiet, as_json, **options):
     """
     from edgecnn.train import finetune as run
 
-    result = run(data_dir, out, overwrite=overwrite, quiet=quiet or as_json, **options)
+    result = run(data_dir, out, overwrite=overwrite, strict=strict, quiet=quiet or as_json, **options)
     emit(result, as_json, quiet, lambda: _summary(result))

@@ -83,5 +83,7 @@ def test_unknown_profile_error():
 
 
 def test_profiles_are_valid_json_files():
-    for path in est.PROFILES_DIR.glob("*.json"):
-        json.loads(path.read_text())
+    names = sorted(path.stem for path in est.PROFILES_DIR.glob("*.json"))
+    assert names == ["coral-devboard", "coral-usb", "rpi4", "rpi5"]
+    for name in names:
+        assert isinstance(json.loads((est.PROFILES_DIR / f"{name}.json").read_text()), dict)

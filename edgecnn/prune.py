@@ -139,11 +139,8 @@ def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial",
     if run.get("qat"):
         raise RunError(f"'{run_dir}' is a QAT run; prune the float run first, then run `edgecnn qat` on the pruned "
                        "run (it preserves the sparsity).")
-    model = load_run_model(run)
+    model, (train, val, test) = retrain.load_parent(run)
     labels = run["labels"]
-    train = retrain.split_arrays(run, "train")
-    val = retrain.split_arrays(run, "val")
-    test = retrain.split_arrays(run, "test")
     if train is None:
         raise RunError(f"run '{run_dir}' recorded no train split to fine-tune the pruned model on.")
     before = {"val": retrain.evaluate(model, *val, labels) if val else None,

@@ -138,9 +138,8 @@ def qat_run(run_dir, out, epochs: int = 2, lr: float = 1e-5, batch_size: int = 3
     if run.get("qat"):
         raise RunError(f"'{run_dir}' is already a QAT run (its parent is {run['parent']['run_dir']}). Convert it "
                        "with `edgecnn convert`, or run qat on the float run.")
-    model = load_run_model(run)
+    model, (train, val, test) = retrain.load_parent(run)
     labels = run["labels"]
-    train, val, test = (retrain.split_arrays(run, s) for s in ("train", "val", "test"))
     if train is None and epochs:
         raise RunError(f"run '{run_dir}' recorded no train split for QAT fine-tuning.")
     before = retrain.evaluate(model, *val, labels) if val else None

@@ -31,6 +31,16 @@ def split_arrays(run: dict, split: str):
     return load_images(run_samples(run, split), tuple(pre["input_size"]), pre.get("resize", "area"))
 
 
+def load_parent(run: dict):
+    """The model of ``run`` and its train, val and test arrays (None for a split it did not record).
+
+    prune and qat both start from a parent run this way.
+    """
+    from edgecnn.qat import load_run_model
+
+    return load_run_model(run), tuple(split_arrays(run, split) for split in ("train", "val", "test"))
+
+
 def freeze_batchnorm(model) -> int:
     """Make every BatchNormalization (also inside wrappers) non-trainable: it runs in inference mode."""
     count = 0

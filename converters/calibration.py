@@ -18,7 +18,8 @@ from typing import List, Optional
 import numpy as np
 
 from edgecnn.atomic import atomic_dir, write_json
-from edgecnn.data import Sample, sha256_file
+from edgecnn.bundle import sha256_file
+from edgecnn.data import Sample
 from edgecnn.errors import DataError
 from edgecnn.scan import IMAGE_EXTENSIONS
 

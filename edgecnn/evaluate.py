@@ -31,7 +31,9 @@ def folder_samples(data_dir, labels: Sequence[str]):
 
     Class folders must carry the run's label names; a folder with another name is refused.
     """
-    from edgecnn.data import Sample, _class_dirs, _files_in, sha256_file
+    from edgecnn.bundle import sha256_file
+    from edgecnn.data import Sample
+    from edgecnn.folders import _class_dirs, _files_in
     from edgecnn.scan import scan_file
 
     root = Path(data_dir)

@@ -21,7 +21,7 @@ def test_select_from_a_run_uses_train_only(mini_run, tmp_path):
     held_out = {f"{root}/{e['path']}" for s in ("val", "test") for e in run["data"]["splits"].get(s, [])}
     sources = {f["source"] for f in manifest["files"]}
     assert sources <= train and not sources & held_out
-    from edgecnn.data import sha256_file
+    from edgecnn.bundle import sha256_file
 
     for f in manifest["files"]:
         assert sha256_file(tmp_path / "cal" / f["path"]) == f["sha256"]

@@ -48,7 +48,7 @@ def _file_entry(rec: ImageRecord, names) -> dict:
 
 
 def _scan_all(disc, hash_method, max_pixels, progress) -> List[ImageRecord]:
-    from edgecnn.data import _progress_map, _rel
+    from edgecnn.folders import _progress_map, _rel
 
     def work(job):
         split, label, path = job
@@ -106,7 +106,7 @@ def audit_dataset(data_dir, max_distance: int = 8, hash_method: str = "phash", t
     Raises:
         DataError: the folder is missing, not a folder, or has no class folders.
     """
-    from edgecnn.data import discover
+    from edgecnn.folders import discover
 
     if hash_method not in HASH_METHODS:
         raise DataError(f"unknown hash method '{hash_method}'; use one of {', '.join(HASH_METHODS)}.")

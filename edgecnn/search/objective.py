@@ -235,42 +235,18 @@ def fine_tune(model, config, data: SearchData, params, seed, train_bn: bool = Fa
 
 
 def _augmenter(level, seed):
-    if level == "none":
-        return None
-    try:
-        from edgecnn.training.augment import make_augmenter
-        return make_augmenter(level, seed)
-    except ImportError:
-        from edgecnn.tf import keras
-        rot, zoom = {"light": (0.03, 0.1), "strong": (0.1, 0.25)}[level]
-        return keras.Sequential([keras.layers.RandomFlip("horizontal", seed=seed),
-                                 keras.layers.RandomRotation(rot, fill_mode="reflect", seed=seed + 1),
-                                 keras.layers.RandomZoom(zoom, fill_mode="reflect", seed=seed + 2)])
+    from edgecnn.training.augment import make_augmenter
+
+    return None if level == "none" else make_augmenter(level, seed)
 
 
 # ---------------------------------------------------------------- int8
 
 def convert_int8(model, representative) -> bytes:
-    """Full-integer int8 .tflite (uint8 raw-pixel input) via the project's converter when present."""
-    try:
-        from edgecnn.converters.tflite import convert_model
-    except ImportError:
-        convert_model = None
-    if convert_model is not None:
-        return convert_model(model, "int8", representative=representative, io="uint8")
-    from edgecnn.tf import tf
+    """Full-integer int8 .tflite (uint8 raw-pixel input) through the project's converter."""
+    from edgecnn.converters.tflite import convert_model
 
-    size = int(model.input_shape[1])
-    spec = tf.TensorSpec([1, size, size, 3], tf.float32)
-    fn = tf.function(lambda x: model(x, training=False)).get_concrete_function(spec)
-    conv = tf.lite.TFLiteConverter.from_concrete_functions([fn], model)
-    conv.optimizations = [tf.lite.Optimize.DEFAULT]
-    data = representative.astype(np.float32)
-    conv.representative_dataset = lambda: ([img[None]] for img in data)
-    conv.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
-    conv.inference_input_type = tf.uint8
-    conv.inference_output_type = tf.uint8
-    return bytes(conv.convert())
+    return convert_model(model, "int8", representative=representative, io="uint8")
 
 
 def int8_accuracy(content: bytes, images, y) -> float:

@@ -171,7 +171,7 @@ def collect_probs(bundle_dirs: Sequence, run_dir, data=None, split: Optional[str
 
 def evaluate(bundle_dirs: Sequence, run_dir, data=None, groups_csv=None, max_drop: Optional[float] = None,
              max_class_drop: Optional[float] = None, debug_layers: bool = False, report=None,
-             progress=None) -> dict:
+             progress=None, robustness: Optional[dict] = None) -> dict:
     """Compare the float model of ``run_dir`` with each bundle (and their ensemble) and apply the gate.
 
     Args:
@@ -184,10 +184,12 @@ def evaluate(bundle_dirs: Sequence, run_dir, data=None, groups_csv=None, max_dro
         debug_layers: rank layers by quantization error (also done when the gate fails).
         report: path of an HTML report; ``report.json`` is written beside it.
         progress: a callable taking progress lines, or None.
+        robustness: None, or the keyword arguments of :func:`edgecnn.evaluate_robustness.robustness`
+            (``{}`` for the defaults): accuracy under corruptions and FGSM, float vs each bundle.
 
     Returns:
         A JSON-safe dict: ``data``, ``models`` (per-model metrics), ``vs_float`` (drops, agreement,
-        probability difference, per class), ``groups``, ``gate``, ``debug`` and ``notes``.
+        probability difference, per class), ``groups``, ``gate``, ``debug``, ``robustness`` and ``notes``.
     """
     from edgecnn.compare import compare_groups, compare_models, gate, read_groups_csv
 
@@ -209,7 +211,12 @@ def evaluate(bundle_dirs: Sequence, run_dir, data=None, groups_csv=None, max_dro
         "gate": verdict,
         "notes": c["notes"],
         "debug": None,
+        "robustness": None,
     }
+    if robustness is not None:
+        from edgecnn.evaluate_robustness import robustness as run_robustness
+
+        result["robustness"] = run_robustness(c, progress=progress, **robustness)
     if debug_layers or not verdict["passed"]:
         result["debug"] = layer_debug(c, progress)
     if report is not None:

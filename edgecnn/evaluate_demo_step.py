@@ -7,7 +7,7 @@
     result = evaluate_step(run_dir, bundle_dir, out_dir)   # raises nothing on a failed gate
     if not result["passed"]: ...                           # the demo reports it and exits 1
 
-It writes ``OUT/evaluate/report.html`` and ``report.json``, fits the bundle's temperature and
+It writes ``OUT/evaluate/report.html`` and ``report.json`` (with the robustness section), fits the bundle's temperature and
 per-class thresholds (``decision`` section) for ``target_precision`` on the val split, and returns a
 short summary for the demo's console.
 """
@@ -16,6 +16,7 @@ from pathlib import Path
 
 DEMO_MAX_DROP = 5.0  # pp: the demo's gate; a user's CI usually sets 1 or less
 DEMO_TARGET_PRECISION = 0.9
+DEMO_SEVERITIES = [1, 3, 5]  # every corruption at three severities keeps the demo short
 
 
 def evaluate_step(run_dir, bundle_dir, out_dir, max_drop: float = DEMO_MAX_DROP, max_class_drop=None,
@@ -24,13 +25,14 @@ def evaluate_step(run_dir, bundle_dir, out_dir, max_drop: float = DEMO_MAX_DROP,
 
     Returns:
         ``{"passed", "failures", "float_accuracy", "int8_accuracy", "drop_pp", "report",
-        "temperature", "thresholds", "ece_before", "ece_after", "summary"}``.
+        "temperature", "thresholds", "ece_before", "ece_after", "robustness", "summary"}``; ``robustness`` is
+        the plain-language summary of ``evaluate --robustness`` (corruptions and FGSM, float vs int8).
     """
     from edgecnn.evaluate import calibrate_bundle, evaluate
 
     report = Path(out_dir) / "evaluate" / "report.html"
     result = evaluate([bundle_dir], run_dir, max_drop=max_drop, max_class_drop=max_class_drop, report=report,
-                      progress=progress)
+                      progress=progress, robustness={"severities": DEMO_SEVERITIES, "epsilons": [2.0, 8.0]})
     quantized = next(iter(result["vs_float"]))
     cal = calibrate_bundle(bundle_dir, run_dir, target_precision=target_precision, progress=progress)
     held = cal.get("held_out") or cal["fit"]
@@ -45,9 +47,11 @@ def evaluate_step(run_dir, bundle_dir, out_dir, max_drop: float = DEMO_MAX_DROP,
         "thresholds": cal["thresholds"],
         "ece_before": held["ece_before"],
         "ece_after": held["ece_after"],
+        "robustness": result["robustness"]["summary"],
     }
     out["summary"] = (f"evaluate: float {out['float_accuracy']:.3f}, int8 {out['int8_accuracy']:.3f} "
                       f"(drop {out['drop_pp']:.2f} pp, gate --max-drop {max_drop:g}: "
                       f"{'passed' if out['passed'] else 'FAILED'}); temperature {out['temperature']:.2f}, "
-                      f"ECE {out['ece_before']:.3f} -> {out['ece_after']:.3f}; report {report}")
+                      f"ECE {out['ece_before']:.3f} -> {out['ece_after']:.3f}; report {report}\n"
+                      f"robustness:\n" + "\n".join(f"  {line}" for line in out["robustness"].splitlines()))
     return out

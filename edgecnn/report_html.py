@@ -143,9 +143,36 @@ def render(result: dict, y, probs: dict) -> str:
         parts.append("<h2>Layers with the largest int8 error</h2>" + _table(
             ["layer", "op", "channel-relative RMSE", "RMSE/scale"],
             [[w["layer"], w["op"], w["relative_rmse"], w["rmse_over_scale"]] for w in d["worst"]]))
+    if result.get("robustness"):
+        parts.append(robustness_section(result["robustness"]))
     body = "\n".join(parts)
     return (f"<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'><title>edgecnn evaluate</title>"
             f"<style>{CSS}</style></head><body>\n{body}\n</body></html>\n")
+
+
+def robustness_section(rob: dict) -> str:
+    """The ``--robustness`` part: plain-language summary, accuracy table, curves and FGSM table."""
+    from edgecnn.robustness import plot_robustness
+
+    summary = "".join(f"<li>{html.escape(line)}</li>" for line in rob["summary"].splitlines())
+    models = rob["models"]
+    rows = [["clean"] + [rob["clean"][m] for m in models]]
+    for kind in rob["kinds"]:
+        for s in rob["severities"]:
+            acc = rob["accuracy"]
+            rows.append([f"{kind} {s}"] + [acc[m][kind].get(s, acc[m][kind].get(str(s))) for m in models])
+    rows.append(["mean under corruption"] + [rob["mean_corrupted"][m] for m in models])
+    png = "data:image/png;base64," + base64.b64encode(plot_robustness(rob)).decode("ascii")
+    out = [f"<h2 id='robustness'>Robustness</h2><p>{rob['n']} images, corruption seed {rob['seed']}.</p>",
+           f"<ul>{summary}</ul>", f"<img alt='accuracy under corruption' src='{png}'>",
+           "<details><summary>Accuracy per corruption and severity</summary>" +
+           _table(["corruption, severity"] + [f"{m} top-1" for m in models], rows) + "</details>"]
+    if rob.get("fgsm"):
+        fg = rob["fgsm"]
+        out.append("<h3>FGSM (crafted on the float model)</h3>" + _table(
+            ["epsilon (of 255)"] + [f"{m} top-1" for m in fg["accuracy"]],
+            [[f"{e:g}"] + [fg["accuracy"][m][i] for m in fg["accuracy"]] for i, e in enumerate(fg["epsilons"])]))
+    return "\n".join(out)
 
 
 def write_report(path, result: dict, y, probs: dict) -> dict:

@@ -235,8 +235,8 @@ def summarize(report: dict, drop_threshold: float = 0.1, quant_threshold: float 
             for kind, qs in sorted(by_kind.items(), key=lambda kv: min(q["delta"] for q in kv[1])):
                 worst = min(qs, key=lambda q: q["delta"])
                 parts.append(f"{kind} ({worst['delta']:+.1%} at severity {worst['severity']})")
-            lines.append(f"'{m}' vs '{ref}': clean {clean_delta:+.1%}; it loses {quant_threshold:.0%} or more "
-                         f"more than '{ref}' under " + ", ".join(parts) + ".")
+            lines.append(f"'{m}' vs '{ref}': clean {clean_delta:+.1%}; it is {quant_threshold:.0%} or more "
+                         f"less accurate than '{ref}' under " + ", ".join(parts) + ".")
     return "\n".join(lines)
 
 

@@ -86,7 +86,8 @@ def finetune(data_dir, out, *, overwrite: bool = False, quiet: bool = False, str
 
     Returns:
         ``{"status": "trained"|"complete", "run_dir", "model_path", "labels", "metrics": {"val",
-        "test"}, "timings", "resumed"}``.
+        "test"}, "timings", "resumed", "warnings"}``; ``warnings`` holds the "too good to be true"
+        warning when val accuracy is near 100% and the audit found leakage or shortcut cues.
     """
     from edgecnn.data import load_dataset
 
@@ -103,9 +104,22 @@ def finetune(data_dir, out, *, overwrite: bool = False, quiet: bool = False, str
         log(f"RUN_DIR '{out}' is already complete with these arguments; nothing to do "
             "(pass --overwrite to train again).")
         return _result(load_run(out), "complete")
-    _audit_hook(args, strict, log, quiet)
+    audit = _audit_hook(args, strict, log, quiet)
     loaded = time.perf_counter() - started
-    return _train(args, dataset, state, log, quiet, {"dataset_s": loaded, "started": started})
+    result = _train(args, dataset, state, log, quiet, {"dataset_s": loaded, "started": started})
+    result["warnings"] = _too_good(result, audit, log)
+    return result
+
+
+def _too_good(result: dict, audit: dict, log) -> list:
+    """Warn when val accuracy is near 100% and the audit found leakage or shortcut cues."""
+    from edgecnn.audit import too_good_to_be_true
+
+    val = (result.get("metrics") or {}).get("val")
+    warning = too_good_to_be_true(val["accuracy"], audit) if val else None
+    if warning:
+        log(f"Warning: {warning}")
+    return [warning] if warning else []
 
 
 def _train(args, dataset, state, log, quiet, timings):

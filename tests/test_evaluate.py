@@ -125,3 +125,44 @@ def test_demo_step(built, tmp_path):
     assert (tmp_path / "demo" / "evaluate" / "report.json").is_file()
     assert verify_bundle(bundle)["decision"]["temperature"] == pytest.approx(out["temperature"])
     assert out["summary"].startswith("evaluate: float ")
+    assert "'int8' vs 'float': clean" in out["robustness"] and "FGSM on 'float'" in out["summary"]
+
+
+def test_robustness_float_vs_int8(built):
+    res = invoke("evaluate", built["good_bundle"], "--against", built["good_run"], "--robustness", "--corruptions",
+                 "gaussian_noise,occlusion", "--severities", "1,5", "--fgsm-eps", "4,32", "--json")
+    assert res.exit_code == 0, res.output
+    rob = json.loads(res.output)["robustness"]
+    assert rob["models"] == ["float", "int8"] and rob["kinds"] == ["gaussian_noise", "occlusion"]
+    assert rob["severities"] == [1, 5] and rob["n"] == 60
+    # the clean accuracies are the evaluate figures themselves (same images, same models)
+    models = json.loads(res.output)["models"]
+    assert rob["clean"] == {m: pytest.approx(models[m]["accuracy"]) for m in ("float", "int8")}
+    for m in rob["models"]:
+        for kind in rob["kinds"]:
+            assert set(rob["accuracy"][m][kind]) == {"1", "5"}
+            assert all(0.0 <= a <= 1.0 for a in rob["accuracy"][m][kind].values())
+    fg = rob["fgsm"]
+    assert fg["epsilons"] == [0.0, 4.0, 32.0] and set(fg["accuracy"]) == {"float", "int8"}
+    assert fg["accuracy"]["float"][0] == pytest.approx(rob["clean"]["float"])
+    assert fg["accuracy"]["float"][2] < fg["accuracy"]["float"][0]  # 32/255 steps crafted on it hurt it
+    assert "'int8' vs 'float': clean" in rob["summary"] and "FGSM on 'float'" in rob["summary"]
+    text = invoke("evaluate", built["good_bundle"], "--against", built["good_run"], "--robustness", "--corruptions",
+                  "jpeg", "--severities", "3", "--fgsm-eps", "none")
+    assert text.exit_code == 0, text.output
+    assert "robustness (mean accuracy under corruptions): float " in text.output and "FGSM" not in text.output
+
+
+def test_robustness_option_errors(built):
+    res = invoke("evaluate", built["good_bundle"], "--against", built["good_run"], "--severities", "1")
+    assert res.exit_code == 2
+    assert res.output.strip() == "Error: --severities only apply with --robustness; add --robustness."
+    res = invoke("evaluate", built["good_bundle"], "--against", built["good_run"], "--robustness", "--severities", "7")
+    assert res.exit_code == 2
+    assert res.output.strip() == "Error: --severities: '7' is not one of 1, 2, 3, 4, 5."
+    res = invoke("evaluate", built["good_bundle"], "--against", built["good_run"], "--robustness",
+                 "--corruptions", "fog")
+    assert res.output.strip() == ("Error: --corruptions: 'fog' is not one of gaussian_noise, motion_blur, defocus_blur, "
+                                  "brightness, contrast, exposure, jpeg, rotation, occlusion.")
+    res = invoke("evaluate", built["good_bundle"], "--against", built["good_run"], "--robustness", "--fgsm-eps", "-1")
+    assert res.output.strip() == "Error: --fgsm-eps: epsilons must be > 0 (pixel units out of 255), got -1."

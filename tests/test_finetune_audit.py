@@ -26,3 +26,39 @@ def test_strict_finetune_refuses_leaky_splits(tmp_path, demo_data):
                              "than one split: val/test accuracy is inflated by images the model trained on. Fix the "
                              "data (see `edgecnn audit DATA_DIR --report`) or drop --strict.\n")
     assert not (tmp_path / "run" / "model.keras").exists()
+
+
+def _shortcut_data(root, per_class=25):
+    """Two classes told apart by brightness alone (a planted shortcut cue): 'dark' and 'light' noise images."""
+    import cv2
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    for cls, level in (("dark", 40), ("light", 215)):
+        (root / cls).mkdir(parents=True)
+        for i in range(per_class):
+            img = np.clip(rng.normal(level, 20, (48, 48, 3)), 0, 255).astype(np.uint8)
+            assert cv2.imwrite(str(root / cls / f"{cls}_{i:02d}.jpg"), img)
+    return root
+
+
+def test_too_good_to_be_true_warning_after_finetune(tmp_path, pretrained_dir):
+    import json
+
+    data = _shortcut_data(tmp_path / "data")
+    weights = pretrained_dir / "mobilenet_v1_0.25_128_imagenet_notop.h5"  # ImageNet features see brightness at once
+    args = ["finetune", str(data), "--out", str(tmp_path / "run"), "--weights", str(weights), "--backbone",
+            "mobilenet_v1", "--alpha", "0.25", "--input-size", "128", "--epochs", "30", "--lr", "0.01",
+            "--fine-tune-epochs", "0", "--patience", "30", "--seed", "0"]
+    result = CliRunner().invoke(cli, args + ["--json"])
+    assert result.exit_code == 0, result.output
+    out = json.loads(result.stdout)
+    assert out["metrics"]["val"]["accuracy"] >= 0.98  # brightness alone separates the classes
+    [warning] = out["warnings"]
+    assert warning.startswith(f"val accuracy {out['metrics']['val']['accuracy']:.1%} is too good to be true: the "
+                              "audit found ")
+    assert "shortcut cue(s)" in warning and "brightness" in warning
+    # the human-readable run prints it too (on stderr, with the other progress messages)
+    again = CliRunner().invoke(cli, args[:3] + [str(tmp_path / "run2")] + args[4:])
+    assert again.exit_code == 0, again.output
+    assert "Warning: val accuracy" in again.stderr and "too good to be true" in again.stderr

@@ -40,7 +40,8 @@ def report(tmp_path_factory, demo_data):
     from edgecnn.evaluate import evaluate
 
     result = evaluate([built["broken_bundle"]], built["broken_run"], groups_csv=groups, max_drop=1.0,
-                      report=out / "report.html")
+                      report=out / "report.html",
+                      robustness={"kinds": ["motion_blur", "jpeg"], "severities": [2, 4], "epsilons": [4.0]})
     return out / "report.html", result
 
 
@@ -49,7 +50,10 @@ def test_report_files(report):
     data = json.loads((html_path.parent / "report.json").read_text())
     assert data["gate"]["passed"] is False and data["debug"]["worst_layer"] == "conv_bad"
     text = html_path.read_text()
-    assert text.count("data:image/png;base64,") == 3  # confusion matrices, per-class drops, risk-coverage
+    # confusion matrices, per-class drops, risk-coverage, robustness curves
+    assert text.count("data:image/png;base64,") == 4
+    assert data["robustness"]["models"] == ["float", "int8"] and data["robustness"]["fgsm"]["epsilons"] == [0.0, 4.0]
+    assert "<h2 id='robustness'>Robustness</h2>" in text and "FGSM (crafted on the float model)" in text
     assert "http://" not in text and "https://" not in text  # self-contained
 
 
@@ -66,4 +70,5 @@ def test_report_renders_in_chromium(report, tmp_path):
     assert console == [], console
     assert dom.count("<table>") >= 4  # models, vs float, per class, groups, layers
     assert "Confusion matrices" in dom and "Risk-coverage" in dom and "camera_a" in dom and "conv_bad" in dom
-    assert 'id="probe">images=3 bad=0<' in dom
+    assert "Robustness" in dom and "motion_blur 4" in dom
+    assert 'id="probe">images=4 bad=0<' in dom

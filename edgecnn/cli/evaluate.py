@@ -24,6 +24,27 @@ def split_paths(paths):
     return bundles, (others[0] if others else None)
 
 
+def robustness_options(enabled, corruptions, severities, fgsm_eps, seed):
+    """The ``robustness`` argument of ``edgecnn.evaluate.evaluate`` from the CLI options (None when off)."""
+    from edgecnn.errors import DataError
+    from edgecnn.evaluate_robustness import parse_list
+    from edgecnn.robustness import KINDS, SEVERITIES
+
+    given = [n for n, v in (("--corruptions", corruptions), ("--severities", severities), ("--fgsm-eps", fgsm_eps))
+             if v is not None]
+    if not enabled:
+        if given:
+            raise DataError(f"{', '.join(given)} only apply with --robustness; add --robustness.")
+        return None
+    eps = [] if fgsm_eps is not None and fgsm_eps.strip().lower() == "none" else \
+        parse_list(fgsm_eps, "--fgsm-eps", cast=float)
+    if eps and any(e <= 0 for e in eps):
+        raise DataError(f"--fgsm-eps: epsilons must be > 0 (pixel units out of 255), got {fgsm_eps}.")
+    return {"kinds": parse_list(corruptions, "--corruptions", KINDS),
+            "severities": parse_list(severities, "--severities", SEVERITIES, int),
+            "epsilons": eps, "seed": seed}
+
+
 def format_summary(result: dict) -> str:
     lines = [f"{result['data']['n']} images ({result['data'].get('split') or result['data']['path']})"]
     lines += [f"note: {n}" for n in result["notes"]]
@@ -47,6 +68,11 @@ def format_summary(result: dict) -> str:
     if gate["checked"]:
         lines.append("gate: PASSED" if gate["passed"] else "gate: FAILED")
         lines += [f"  {f}" for f in gate["failures"]]
+    rob = result.get("robustness")
+    if rob:
+        lines.append("robustness (mean accuracy under corruptions): " + ", ".join(
+            f"{m} {rob['mean_corrupted'][m]:.3f} (clean {rob['clean'][m]:.3f})" for m in rob["models"]))
+        lines += [f"  {line}" for line in rob["summary"].splitlines()]
     if result.get("report"):
         lines.append(f"report: {result['report']['html']} (+ {result['report']['json']})")
     return "\n".join(lines)
@@ -66,8 +92,18 @@ def format_summary(result: dict) -> str:
               help="Rank layers by int8 quantization error (done anyway when the gate fails).")
 @click.option("--report", type=click.Path(dir_okay=False), default=None,
               help="Write a self-contained HTML report here, and report.json beside it.")
+@click.option("--robustness", is_flag=True,
+              help="Also measure accuracy under camera-like corruptions and FGSM, float vs each bundle.")
+@click.option("--corruptions", default=None, metavar="LIST",
+              help="With --robustness: comma-separated corruptions (default: all). "
+                   "gaussian_noise, motion_blur, defocus_blur, brightness, contrast, exposure, jpeg, rotation, occlusion.")
+@click.option("--severities", default=None, metavar="LIST", help="With --robustness: severities 1-5 (default: all).")
+@click.option("--fgsm-eps", default=None, metavar="LIST",
+              help="With --robustness: FGSM steps in pixel units out of 255 (default 1,2,4,8; 'none' skips FGSM).")
+@click.option("--seed", default=0, show_default=True, help="With --robustness: the corruption seed.")
 @output_options
-def evaluate(paths, run_dir, groups_csv, max_drop, max_class_drop, debug_layers, report, quiet, as_json):
+def evaluate(paths, run_dir, groups_csv, max_drop, max_class_drop, debug_layers, report, robustness, corruptions,
+             severities, fgsm_eps, seed, quiet, as_json):
     """Compare RUN_DIR's float model with one or more bundles on held-out images.
 
     PATHS are bundle folders, optionally followed by a DATA folder (one sub-folder per class);
@@ -78,10 +114,11 @@ def evaluate(paths, run_dir, groups_csv, max_drop, max_class_drop, debug_layers,
     from edgecnn.evaluate import evaluate as run_evaluate
 
     bundles, data = split_paths(paths)
+    rob = robustness_options(robustness, corruptions, severities, fgsm_eps, seed)
     progress = None if (quiet or as_json) else (lambda msg: click.echo(msg, err=True))
     result = run_evaluate(bundles, run_dir, data=data, groups_csv=groups_csv, max_drop=max_drop,
                           max_class_drop=max_class_drop, debug_layers=debug_layers, report=report,
-                          progress=progress)
+                          progress=progress, robustness=rob)
     emit(result, as_json, quiet, lambda: format_summary(result))
     if not result["gate"]["passed"]:
         click.get_current_context().exit(1)

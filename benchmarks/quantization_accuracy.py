@@ -10,7 +10,10 @@ test half, in percentage points.
 Prints progress on stderr and one JSON object as the last line of stdout::
 
     {"bases": [{"base", "float_acc", "ptq_acc", "remedied_acc", "ptq_drop_pp", "remedied_drop_pp",
-                "int8_bytes", ...}, ...]}
+                "int8_bytes", "remedied_bytes", "remedied_quantization", ...}, ...]}
+
+``int8_bytes`` is the plain full-integer model; ``remedied_bytes`` and ``remedied_quantization`` describe
+the model the remedy kept (int8 with float layers, or float16 when no integer model was within).
 
 Usage: ``python benchmarks/quantization_accuracy.py [--shared DIR] [--max-drop 0.5]``
 """
@@ -91,7 +94,9 @@ def bench_base(backbone, alpha, size, dataset, weights_dir, max_drop, seed, epoc
     log(f"{backbone}: float {float_acc:.4f}, ptq {ptq_acc:.4f} on {len(test_y)} test images")
     result = remedy_convert(model, rep, sel_x, sel_y, max_drop, qat=qat_trainer(train_x, train_y, seed=seed),
                             log=lambda m: log(f"  remedy {m}"))
-    remedied_acc = accuracy(predict_tflite(result["content"], test_x), test_y)
+    remedied_probs = predict_tflite(result["content"], test_x)
+    remedied_acc = accuracy(remedied_probs, test_y)
+    float_test = keras_probs(model, test_x)
     return {
         "base": f"{backbone}_{alpha:.1f}_{size}",
         "float_acc": round(float_acc, 4),
@@ -99,10 +104,13 @@ def bench_base(backbone, alpha, size, dataset, weights_dir, max_drop, seed, epoc
         "remedied_acc": round(remedied_acc, 4),
         "ptq_drop_pp": round((float_acc - ptq_acc) * 100, 2),
         "remedied_drop_pp": round((float_acc - remedied_acc) * 100, 2),
-        "int8_bytes": len(result["content"]),
-        "ptq_bytes": len(ptq),
+        "int8_bytes": len(ptq),
+        "remedied_bytes": len(result["content"]),
+        "remedied_quantization": result["quantization"],
+        "remedied_agreement": round(float(np.mean(remedied_probs.argmax(1) == float_test.argmax(1))), 4),
         "remedy_choice": result["chosen"],
-        "remedy_attempts": [{k: a.get(k) for k in ("name", "drop_pp", "bytes", "float_layers")}
+        "remedy_attempts": [{k: a.get(k) for k in ("name", "quantization", "drop_pp", "agreement", "bytes",
+                                                   "float_layers", "skipped", "error")}
                             for a in result["attempts"]],
         "n_selection": len(sel_y),
         "n_test": len(test_y),

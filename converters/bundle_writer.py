@@ -146,6 +146,7 @@ def convert_run(run_dir, out, mode: str = "int8", io: str = "uint8", calibration
         remedy = remedy_for_run(run, model, representative, size, resize, max_drop, io=io, edgetpu=edgetpu)
         content = remedy["content"]
         messages.extend(remedy["messages"])
+        mode = remedy["quantization"]  # float16 when no integer model was within --max-drop
     else:
         content = tflite.convert_model(model, mode, representative, io)
     if remedy and remedy["float_layers"]:  # layers deliberately kept in float: the integer-only check cannot hold

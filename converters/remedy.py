@@ -7,6 +7,10 @@
    TPU graph in two and sends the rest to the CPU).
 3. If still over D and a QAT trainer is given (the run has a train split): a quantization-aware
    trained model, converted to full integer.
+4. If no integer model is within D (and not for the Edge TPU, which runs integer models only): float16
+   weights, half the float32 size. On hymenoptera the flips come from int8 weight rounding itself
+   (int16 activations and dynamic-range models flip the same images), so only a model with finer
+   weights stays within a tight D; the manifest then says ``quantization: float16``.
 
 The smallest model within D is kept (when none is, the one with the smallest drop, preferring
 fewer float layers), and every attempt is returned for the manifest's ``attempts`` section.
@@ -77,9 +81,10 @@ def remedy_convert(model, representative: np.ndarray, val_x: np.ndarray, val_y: 
         log: a callable taking progress lines.
 
     Returns:
-        ``{"content": bytes, "chosen": name, "within": bool, "float_accuracy", "attempts": [...]}``;
-        each attempt: ``name``, ``method``, ``float_layers``, ``bytes``, ``accuracy``, ``drop_pp``,
-        ``within``, optionally ``error``.
+        ``{"content": bytes, "chosen": name, "quantization": "int8"|"float16", "within": bool,
+        "float_accuracy", "attempts": [...]}``; each attempt: ``name``, ``method``, ``quantization``,
+        ``float_layers``, ``bytes``, ``accuracy``, ``drop_pp``, ``agreement`` (top-1 agreement with the
+        float model), ``within``, optionally ``error`` or ``skipped``.
     """
     from edgecnn.converters.tflite import convert_model, predict_tflite
 
@@ -89,11 +94,13 @@ def remedy_convert(model, representative: np.ndarray, val_x: np.ndarray, val_y: 
     float_acc = _accuracy(float_probs, val_y)
     attempts, contents = [], {}
 
-    def measure(name, method, content, float_layers=()):
-        acc = _accuracy(predict_tflite(content, val_x), val_y)
+    def measure(name, method, content, float_layers=(), quantization="int8"):
+        probs = predict_tflite(content, val_x)
+        acc = _accuracy(probs, val_y)
         drop = round((float_acc - acc) * 100.0, 4)
-        attempt = {"name": name, "method": method, "float_layers": list(float_layers), "bytes": len(content),
-                   "accuracy": acc, "drop_pp": drop, "within": drop <= max_drop}
+        attempt = {"name": name, "method": method, "quantization": quantization, "float_layers": list(float_layers),
+                   "bytes": len(content), "accuracy": acc, "drop_pp": drop, "within": drop <= max_drop,
+                   "agreement": float(np.mean(probs.argmax(1) == float_probs.argmax(1)))}
         attempts.append(attempt)
         contents[name] = content
         log(f"{name}: top-1 {acc:.4f} (drop {drop:.2f} pp, {len(content)} bytes)"
@@ -131,6 +138,14 @@ def remedy_convert(model, representative: np.ndarray, val_x: np.ndarray, val_y: 
         except Exception as exc:  # QAT is a last resort: record why it failed and keep the best so far
             attempts.append({"name": "qat", "method": "quantization-aware training", "within": False,
                              "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__})
+    if any(a["within"] for a in attempts):
+        return _result(attempts, contents, float_acc, worst)
+    if edgetpu:
+        attempts.append({"name": "float16", "method": "float16 weights", "within": False,
+                         "skipped": "the Edge TPU runs integer models only"})
+    else:
+        measure("float16", "float16 weights (no integer model was within --max-drop)",
+                convert_model(model, "float16"), quantization="float16")
     return _result(attempts, contents, float_acc, worst)
 
 
@@ -144,6 +159,7 @@ def _result(attempts, contents, float_acc, worst=None) -> dict:
     for a in attempts:
         a["chosen"] = a is best
     return {"content": contents[best["name"]], "chosen": best["name"], "within": bool(within),
+            "quantization": best.get("quantization", "int8"),
             "float_accuracy": float_acc, "attempts": attempts,
             "worst_layers": [{"layer": w["layer"], "node": w["node"], "relative_rmse": w["relative_rmse"]}
                              for w in (worst or [])]}
@@ -206,4 +222,7 @@ def remedy_for_run(run: dict, model, representative: np.ndarray, size, resize: s
                           f"{len(val_y)} val images, {verdict}) after {len(result['attempts'])} attempt(s)"]
     if result["float_layers"]:
         result["messages"].append("kept in float: " + ", ".join(result["float_layers"]))
+    if result["quantization"] != "int8":
+        result["messages"].append(f"no integer model was within --max-drop {max_drop:g}: the bundle holds a "
+                                  f"{result['quantization']} model (float32 I/O; not for integer-only hardware)")
     return result

@@ -95,3 +95,48 @@ def test_qat_attempt_trains_a_copy(broken):
     assert any("quant" in layer.name for layer in qat_model.layers)
     scores = predict_tflite(convert_model(qat_model, "int8", rep, io="uint8"), val_x[:4])
     assert scores.shape == (4, 4)
+
+
+def test_float16_when_no_integer_model_is_within(broken, monkeypatch):
+    """With the float-layer rungs removed from the ladder (and no QAT), no integer model is within D: the
+    remedy ends with float16, which keeps conv_bad's huge weights exactly enough; never for the Edge TPU."""
+    from edgecnn.converters import remedy
+    from edgecnn.converters.tflite import make_interpreter
+
+    model, rep, val_x, val_y = broken
+    monkeypatch.setattr(remedy, "candidate_denylists", lambda *args, **kwargs: [])
+    result = remedy.remedy_convert(model, rep, val_x, val_y, max_drop=2.0)
+    assert [a["name"] for a in result["attempts"]] == ["ptq", "qat", "float16"]
+    assert result["within"] and result["chosen"] == "float16" and result["quantization"] == "float16"
+    ptq, _, f16 = result["attempts"]
+    assert ptq["drop_pp"] > 10 and f16["drop_pp"] <= 2.0 and f16["agreement"] > ptq["agreement"]
+    assert make_interpreter(result["content"]).get_input_details()[0]["dtype"] == np.float32
+    tpu = remedy.remedy_convert(model, rep, val_x, val_y, max_drop=2.0, edgetpu=True)
+    assert tpu["attempts"][-1] == {"name": "float16", "method": "float16 weights", "within": False, "chosen": False,
+                                   "skipped": "the Edge TPU runs integer models only"}
+    assert tpu["chosen"] == "ptq" and tpu["quantization"] == "int8" and not tpu["within"]
+
+
+def test_convert_writes_a_float16_bundle_when_the_remedy_ends_there(tmp_path, demo_data, monkeypatch):
+    import json
+
+    from click.testing import CliRunner
+
+    from edgecnn.bundle import verify_bundle
+    from edgecnn.cli import cli
+    from edgecnn.converters import remedy
+
+    b = build(tmp_path, demo_data)
+    monkeypatch.setattr(remedy, "candidate_denylists", lambda *args, **kwargs: [])  # no float-layer rungs
+    monkeypatch.setattr(remedy, "qat_trainer", lambda *a, **k: (_ for _ in ()).throw(RuntimeError("no QAT here")))
+    out = tmp_path / "f16"
+    res = CliRunner().invoke(cli, ["convert", str(b["broken_run"]), "--int8", "--out", str(out), "--max-drop", "2",
+                                   "--eval-size", "0", "--golden", "1", "--json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    manifest = verify_bundle(out)
+    assert manifest["model"]["quantization"] == "float16" and manifest["model"]["input_dtype"] == "float32"
+    assert manifest["attempts"]["chosen"] == "float16" and manifest["attempts"]["within"]
+    assert [a["name"] for a in manifest["attempts"]["tried"]] == ["ptq", "qat", "float16"]
+    res = CliRunner().invoke(cli, ["run", str(out), "--self-test", "--json"], catch_exceptions=False)
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["ok"]

@@ -92,8 +92,11 @@ def bench_base(backbone, alpha, size, dataset, weights_dir, max_drop, seed, epoc
     ptq = convert_model(model, "int8", rep, io="uint8")
     ptq_acc = accuracy(predict_tflite(ptq, test_x), test_y)
     log(f"{backbone}: float {float_acc:.4f}, ptq {ptq_acc:.4f} on {len(test_y)} test images")
+    # as `convert --max-drop` does: flips against the float model counted on selection, mirrored selection
+    # and all train images
     result = remedy_convert(model, rep, sel_x, sel_y, max_drop, qat=qat_trainer(train_x, train_y, seed=seed),
-                            log=lambda m: log(f"  remedy {m}"))
+                            log=lambda m: log(f"  remedy {m}"),
+                            fidelity_x=np.concatenate([sel_x[:, :, ::-1], train_x]))
     remedied_probs = predict_tflite(result["content"], test_x)
     remedied_acc = accuracy(remedied_probs, test_y)
     float_test = keras_probs(model, test_x)
@@ -109,7 +112,7 @@ def bench_base(backbone, alpha, size, dataset, weights_dir, max_drop, seed, epoc
         "remedied_quantization": result["quantization"],
         "remedied_agreement": round(float(np.mean(remedied_probs.argmax(1) == float_test.argmax(1))), 4),
         "remedy_choice": result["chosen"],
-        "remedy_attempts": [{k: a.get(k) for k in ("name", "quantization", "drop_pp", "agreement", "bytes",
+        "remedy_attempts": [{k: a.get(k) for k in ("name", "quantization", "drop_pp", "flips", "flip_images", "bytes",
                                                    "float_layers", "skipped", "error")}
                             for a in result["attempts"]],
         "n_selection": len(sel_y),

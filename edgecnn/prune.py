@@ -106,7 +106,7 @@ def sparsity_report(model, names: Sequence[str], m_by_n=None) -> dict:
 def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial", epochs: int = 6,
               lr: float = 3e-5, batch_size: int = 32, exclude: Sequence[str] = (), include_depthwise: bool = False,
               m_by_n: Optional[str] = None, augment: str = "light", distill: bool = True, min_params: int = 0,
-              train_layers: str = "all", seed: int = 0, verbose: int = 0) -> dict:
+              train_layers: str = "all", seed: int = 0, verbose: int = 0, label_weight: float = 0.5) -> dict:
     """Prune RUN_DIR's model to ``sparsity`` with fine-tuning and save it as RUN_DIR ``out``.
 
     Args:
@@ -117,6 +117,8 @@ def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial",
         include_depthwise: also prune DepthwiseConv2D kernels (few weights, sensitive).
         m_by_n: structured sparsity ``"2:4"`` (Conv2D and Dense only, as tfmot supports it).
         distill: train toward the unpruned model's probabilities as well as the labels.
+        label_weight: with ``distill``, the share of the one-hot label in the target (the rest is the
+            unpruned model's probabilities); 0 trains to reproduce the unpruned model alone.
         min_params: leave kernels with fewer weights dense (small early layers are sensitive and
             add nothing to the size).
         train_layers: ``all`` fine-tunes every layer (BatchNorm excepted); ``pruned`` only the pruned
@@ -134,6 +136,9 @@ def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial",
         raise EdgecnnError(f"--sparsity {sparsity} must be between 0 and 1 (e.g. 0.5 for half the weights).")
     if epochs < 1:
         raise EdgecnnError(f"--epochs {epochs}: pruning needs at least 1 epoch of fine-tuning.")
+    if not 0.0 <= label_weight <= 1.0:
+        raise EdgecnnError(f"--label-weight {label_weight} must be between 0 (only the unpruned model's "
+                           "probabilities) and 1 (only the labels).")
     mbn = parse_m_by_n(m_by_n)
     run = load_run(run_dir)
     if run.get("qat"):
@@ -160,7 +165,7 @@ def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial",
         raise EdgecnnError(f"--train-layers '{train_layers}' is not one of all, pruned.")
     history = retrain.fit(pruned, train, val, labels, epochs, lr, batch_size, seed, augment,
                           callbacks=[tfmot().sparsity.keras.UpdatePruningStep()], verbose=verbose, phase="prune",
-                          teacher=teacher)
+                          teacher=teacher, label_weight=label_weight)
     stripped = tfmot().sparsity.keras.strip_pruning(pruned)
     report = sparsity_report(stripped, names, mbn)
     metrics = {"val": retrain.evaluate(stripped, *val, labels) if val else None}
@@ -173,7 +178,7 @@ def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial",
         "schedule": sched_info,
         "epochs": epochs, "lr": lr, "batch_size": batch_size, "augment": augment, "seed": seed,
         "exclude": list(exclude), "include_depthwise": include_depthwise, "min_params": min_params,
-        "distill": distill, "train_layers": train_layers,
+        "distill": distill, "label_weight": label_weight if distill else 1.0, "train_layers": train_layers,
         "sparsity": report,
         "val_accuracy_before": before["val"]["accuracy"] if before["val"] else None,
         "val_accuracy_after": after["val"]["accuracy"] if after["val"] else None,

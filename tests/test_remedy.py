@@ -75,9 +75,14 @@ def test_convert_max_drop_records_attempts(tmp_path, demo_data):
     assert res.exit_code == 0, res.output
     manifest = verify_bundle(out)
     attempts = manifest["attempts"]
-    assert attempts["chosen"] == "ptq_float_1" and attempts["within"]
+    # float_1 keeps conv_bad alone in float; on this weak 4-class model it may still flip a few of the
+    # calibration images' top-1, so a rung with a few more float layers can be the first within
+    assert attempts["chosen"].startswith("ptq_float_") and attempts["within"]
     assert [a["name"] for a in attempts["tried"]][:2] == ["ptq", "ptq_float_1"]
-    assert manifest["model"]["tflite_report"]["float_layers"] == ["conv_bad"]
+    assert attempts["tried"][1]["float_layers"] == ["conv_bad"]
+    chosen = next(a for a in attempts["tried"] if a["chosen"])
+    assert chosen["flip_pp"] <= 2 and chosen["drop_pp"] <= 2 and attempts["tried"][0]["flip_pp"] > 10
+    assert "conv_bad" in manifest["model"]["tflite_report"]["float_layers"]
     res = CliRunner().invoke(cli, ["evaluate", str(out), "--against", str(b["broken_run"]), "--max-drop", "2",
                                    "--json"], catch_exceptions=False)
     assert res.exit_code == 0, res.output

@@ -55,6 +55,8 @@ def main(argv=None):
     parser.add_argument("--prune-epochs", type=int, default=20)
     parser.add_argument("--prune-lr", type=float, default=1e-4)
     parser.add_argument("--prune-train-layers", choices=["all", "pruned"], default="pruned")
+    parser.add_argument("--allocation", choices=["uniform", "sensitivity"], default="uniform",
+                        help="per-layer sparsity: uniform, or from one-shot damage on train images")
     parser.add_argument("--min-params", type=int, default=16384)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--repeats", type=int, default=50)
@@ -94,7 +96,7 @@ def main(argv=None):
 
     log(f"prune 50% ({args.prune_epochs} epochs)")
     pruned = prune_run(run_dir, work / "run_pruned", sparsity=0.5, epochs=args.prune_epochs, lr=args.prune_lr,
-                       min_params=args.min_params, train_layers=args.prune_train_layers)
+                       min_params=args.min_params, train_layers=args.prune_train_layers, allocation=args.allocation)
     log("convert the pruned run --int8")
     pruned_bundle = convert_run(work / "run_pruned", work / "bundle_pruned_int8", eval_size=None, golden=1)
     pruned_gzip = len(gzip.compress((work / "bundle_pruned_int8" / "model.tflite").read_bytes(), 9))
@@ -127,7 +129,8 @@ def main(argv=None):
         "pruned_sparsity": pruned["sparsity"]["pruned_sparsity"],
         "pruned_overall_sparsity": pruned["sparsity"]["overall_sparsity"],
         "pruned_float_acc": pruned["val_accuracy_after"],
-        "prune_recipe": {k: pruned[k] for k in ("epochs", "lr", "min_params", "train_layers", "distill", "augment")},
+        "prune_recipe": {k: pruned[k] for k in ("epochs", "lr", "min_params", "train_layers", "distill", "augment",
+                                                "allocation")},
         "pruned_gzip_over_int8_bytes": pruned_gzip / size["int8"],
         "int8_gzip_over_int8_bytes": len(gzip.compress((work / "bundle_int8" / "model.tflite").read_bytes(), 9))
         / size["int8"],

@@ -17,6 +17,7 @@ from edgecnn.errors import EdgecnnError, RunError
 from edgecnn.tf import keras, tfmot
 
 SCHEDULES = ("polynomial", "constant")
+ALLOCATIONS = ("uniform", "sensitivity")
 RAMP_FRACTION = 0.6       # share of the fine-tuning steps over which the polynomial schedule ramps up
 UPDATES_PER_EPOCH = 4     # mask updates per epoch during the ramp
 
@@ -58,18 +59,29 @@ def make_schedule(kind: str, sparsity: float, total_steps: int, steps_per_epoch:
          "end_step": end, "frequency": frequency, "total_steps": total_steps}
 
 
+def prunable_names(model, exclude: Sequence[str] = (), include_depthwise: bool = False, min_params: int = 0):
+    """Names of the layers ``wrap_for_pruning`` wraps."""
+    return [layer.name for layer in model.layers
+            if _prunable(layer, include_depthwise) and not any(fnmatch.fnmatchcase(layer.name, p) for p in exclude)
+            and int(np.prod(layer.get_weights()[0].shape)) >= min_params]
+
+
 def wrap_for_pruning(model, schedule, exclude: Sequence[str] = (), include_depthwise: bool = False,
-                     m_by_n=None, min_params: int = 0):
-    """Clone ``model`` with prunable layers wrapped by ``prune_low_magnitude``; return (model, names)."""
+                     m_by_n=None, min_params: int = 0, schedules: Optional[dict] = None):
+    """Clone ``model`` with prunable layers wrapped by ``prune_low_magnitude``; return (model, names).
+
+    ``schedules`` maps layer names to their own schedule (per-layer sparsity); others get ``schedule``.
+    """
     sparsity = tfmot().sparsity.keras
     wrapped = []
+    chosen = set(prunable_names(model, exclude, include_depthwise, min_params))
+    schedules = schedules or {}
 
     def clone(layer):
-        if _prunable(layer, include_depthwise) and not any(fnmatch.fnmatchcase(layer.name, p) for p in exclude) \
-                and int(np.prod(layer.get_weights()[0].shape)) >= min_params:
+        if layer.name in chosen:
             wrapped.append(layer.name)
             kwargs = {"sparsity_m_by_n": m_by_n} if m_by_n else {}
-            return sparsity.prune_low_magnitude(layer, pruning_schedule=schedule, **kwargs)
+            return sparsity.prune_low_magnitude(layer, pruning_schedule=schedules.get(layer.name, schedule), **kwargs)
         return layer  # reused as is (same weights)
 
     pruned = keras.models.clone_model(model, clone_function=clone)
@@ -106,7 +118,8 @@ def sparsity_report(model, names: Sequence[str], m_by_n=None) -> dict:
 def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial", epochs: int = 6,
               lr: float = 3e-5, batch_size: int = 32, exclude: Sequence[str] = (), include_depthwise: bool = False,
               m_by_n: Optional[str] = None, augment: str = "light", distill: bool = True, min_params: int = 0,
-              train_layers: str = "all", seed: int = 0, verbose: int = 0, label_weight: float = 0.5) -> dict:
+              train_layers: str = "all", seed: int = 0, verbose: int = 0, label_weight: float = 0.5,
+              allocation: str = "uniform") -> dict:
     """Prune RUN_DIR's model to ``sparsity`` with fine-tuning and save it as RUN_DIR ``out``.
 
     Args:
@@ -119,6 +132,9 @@ def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial",
         distill: train toward the unpruned model's probabilities as well as the labels.
         label_weight: with ``distill``, the share of the one-hot label in the target (the rest is the
             unpruned model's probabilities); 0 trains to reproduce the unpruned model alone.
+        allocation: ``uniform`` (every pruned kernel at ``sparsity``) or ``sensitivity`` (per-layer
+            sparsity from one-shot damage on train images, same number of zeros; see
+            :mod:`edgecnn.prune_alloc`).
         min_params: leave kernels with fewer weights dense (small early layers are sensitive and
             add nothing to the size).
         train_layers: ``all`` fine-tunes every layer (BatchNorm excepted); ``pruned`` only the pruned
@@ -140,6 +156,10 @@ def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial",
         raise EdgecnnError(f"--label-weight {label_weight} must be between 0 (only the unpruned model's "
                            "probabilities) and 1 (only the labels).")
     mbn = parse_m_by_n(m_by_n)
+    if allocation not in ALLOCATIONS:
+        raise EdgecnnError(f"--allocation '{allocation}' is not one of {', '.join(ALLOCATIONS)}.")
+    if allocation == "sensitivity" and mbn:
+        raise EdgecnnError("--allocation sensitivity sets a sparsity per layer; --m-by-n fixes it at M/N. Use one.")
     run = load_run(run_dir)
     if run.get("qat"):
         raise RunError(f"'{run_dir}' is a QAT run; prune the float run first, then run `edgecnn qat` on the pruned "
@@ -154,7 +174,15 @@ def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial",
     steps_per_epoch = -(-len(train[1]) // batch_size)
     sched, sched_info = make_schedule(schedule, sparsity, steps_per_epoch * epochs, steps_per_epoch)
     teacher = load_run_model(run) if distill else None
-    pruned, names = wrap_for_pruning(model, sched, exclude, include_depthwise, mbn, min_params)
+    alloc, schedules = None, None
+    if allocation == "sensitivity":
+        from edgecnn.prune_alloc import sensitivity_sparsity
+
+        candidates = prunable_names(model, exclude, include_depthwise, min_params)
+        alloc = sensitivity_sparsity(model, candidates, train[0][::max(1, len(train[0]) // 128)], sparsity)
+        schedules = {name: make_schedule(schedule, s, steps_per_epoch * epochs, steps_per_epoch)[0]
+                     for name, s in alloc["per_layer"].items()}
+    pruned, names = wrap_for_pruning(model, sched, exclude, include_depthwise, mbn, min_params, schedules)
     retrain.freeze_batchnorm(pruned)
     if train_layers == "pruned":
         for layer in pruned.layers:
@@ -179,6 +207,7 @@ def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial",
         "epochs": epochs, "lr": lr, "batch_size": batch_size, "augment": augment, "seed": seed,
         "exclude": list(exclude), "include_depthwise": include_depthwise, "min_params": min_params,
         "distill": distill, "label_weight": label_weight if distill else 1.0, "train_layers": train_layers,
+        "allocation": allocation, "sensitivity": alloc,
         "sparsity": report,
         "val_accuracy_before": before["val"]["accuracy"] if before["val"] else None,
         "val_accuracy_after": after["val"]["accuracy"] if after["val"] else None,

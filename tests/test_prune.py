@@ -88,3 +88,38 @@ def test_train_layers_pruned_keeps_the_dense_layers(mini_run, tmp_path):
         np.testing.assert_array_equal(before.get_layer(name).get_weights()[0], after.get_layer(name).get_weights()[0])
     assert not np.array_equal(before.get_layer("head_dense").get_weights()[0],
                               after.get_layer("head_dense").get_weights()[0])
+
+
+def test_allocate_spreads_zeros_where_they_hurt_least():
+    from edgecnn.prune_alloc import allocate, levels_for, magnitude_mask
+
+    assert levels_for(0.5) == [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
+    # 'fragile' loses a lot beyond 0.2, 'robust' nothing up to 0.8: the zeros go to 'robust'
+    levels = levels_for(0.5)
+    damage = {"fragile": {lv: (0.0 if lv <= 0.2 else 10.0 * lv) for lv in levels},
+              "robust": {lv: (0.0 if lv <= 0.8 else 1.0) for lv in levels}}
+    params = {"fragile": 100, "robust": 100}
+    per_layer = allocate(damage, params, target=0.5)
+    assert per_layer == {"fragile": 0.2, "robust": 0.8}  # 20 + 80 zeros = the uniform 50% budget
+    kernel = np.arange(1, 11, dtype=np.float32).reshape(2, 5)
+    assert np.count_nonzero(magnitude_mask(kernel, 0.3) == 0) == 3 and magnitude_mask(kernel, 0.3)[0, 0] == 0
+
+
+def test_sensitivity_allocation_keeps_the_number_of_zeros(mini_run, tmp_path):
+    from edgecnn.prune import prune_run
+
+    report = prune_run(mini_run, tmp_path / "r", sparsity=0.5, epochs=2, lr=1e-3, augment="none",
+                       exclude=["conv1"], allocation="sensitivity")
+    per_layer = report["sensitivity"]["per_layer"]
+    assert set(per_layer) == set(report["sparsity"]["layers"]) and report["allocation"] == "sensitivity"
+    layers = report["sparsity"]["layers"]
+    for name, entry in layers.items():  # each layer reaches its own allocated sparsity
+        assert entry["sparsity"] == pytest.approx(per_layer[name], abs=0.02)
+    zeros = sum(entry["sparsity"] * entry["params"] for entry in layers.values())
+    assert zeros >= 0.5 * report["sparsity"]["pruned_params"] - len(layers)  # the uniform budget, spread
+    damage = report["sensitivity"]["damage"]
+    assert all(set(d) == {"0.2", "0.3", "0.4", "0.5", "0.6", "0.7", "0.8", "0.9"} for d in damage.values())
+    res = CliRunner().invoke(cli, ["prune", str(mini_run), "--out", str(tmp_path / "r2"), "--allocation",
+                                   "sensitivity", "--m-by-n", "2:4"])
+    assert res.exit_code == 2 and res.stderr == ("Error: --allocation sensitivity sets a sparsity per layer; --m-by-n "
+                                                 "fixes it at M/N. Use one.\n")

@@ -75,14 +75,20 @@ def test_convert_max_drop_records_attempts(tmp_path, demo_data):
     assert res.exit_code == 0, res.output
     manifest = verify_bundle(out)
     attempts = manifest["attempts"]
-    # float_1 keeps conv_bad alone in float; on this weak 4-class model it may still flip a few of the
-    # calibration images' top-1, so a rung with a few more float layers can be the first within
-    assert attempts["chosen"].startswith("ptq_float_") and attempts["within"]
-    assert [a["name"] for a in attempts["tried"]][:2] == ["ptq", "ptq_float_1"]
-    assert attempts["tried"][1]["float_layers"] == ["conv_bad"]
-    chosen = next(a for a in attempts["tried"] if a["chosen"])
-    assert chosen["flip_pp"] <= 2 and chosen["drop_pp"] <= 2 and attempts["tried"][0]["flip_pp"] > 10
-    assert "conv_bad" in manifest["model"]["tflite_report"]["float_layers"]
+    # float_1 keeps conv_bad alone in float; on this weak 4-class model it still flips a few of the val,
+    # mirrored val and train images, so the first rung within D keeps more layers in float, and when that
+    # file is larger than the float16 model (tiny models: the quantize ops cost more than the weights
+    # save) float16 is measured too and the smaller one kept
+    tried = attempts["tried"]
+    assert attempts["within"] and [a["name"] for a in tried][:2] == ["ptq", "ptq_float_1"]
+    assert tried[1]["float_layers"] == ["conv_bad"] and tried[0]["flip_pp"] > 10
+    within = [a for a in tried if a.get("within")]
+    chosen = next(a for a in tried if a["chosen"])
+    assert chosen["bytes"] == min(a["bytes"] for a in within) and chosen["flip_pp"] <= 2 and chosen["drop_pp"] <= 2
+    assert all("conv_bad" in a["float_layers"] for a in within if a["quantization"] == "int8")
+    assert manifest["model"]["quantization"] == chosen["quantization"]
+    if chosen["quantization"] == "int8":
+        assert "conv_bad" in manifest["model"]["tflite_report"]["float_layers"]
     res = CliRunner().invoke(cli, ["evaluate", str(out), "--against", str(b["broken_run"]), "--max-drop", "2",
                                    "--json"], catch_exceptions=False)
     assert res.exit_code == 0, res.output

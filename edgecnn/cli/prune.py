@@ -23,6 +23,9 @@ from edgecnn.cli.common import emit, output_options, verbosity
 @click.option("--augment", type=click.Choice(["none", "light", "strong"]), default="light", show_default=True)
 @click.option("--distill/--no-distill", default=True, show_default=True,
               help="Also learn the unpruned model's probabilities (recovers accuracy on small datasets).")
+@click.option("--allocation", type=click.Choice(["uniform", "sensitivity"]), default="uniform", show_default=True,
+              help="uniform: every pruned kernel at --sparsity; sensitivity: per-layer sparsity from one-shot damage "
+                   "on train images, the same number of zeros.")
 @click.option("--label-weight", type=click.FloatRange(0, 1), default=0.5, show_default=True,
               help="With --distill: share of the label in the target; 0 learns only the unpruned model's outputs.")
 @click.option("--train-layers", type=click.Choice(["all", "pruned"]), default="all", show_default=True,
@@ -30,13 +33,13 @@ from edgecnn.cli.common import emit, output_options, verbosity
 @click.option("--seed", type=int, default=0, show_default=True)
 @output_options
 def prune(run_dir, out, sparsity, schedule, epochs, lr, batch_size, exclude, min_params, include_depthwise, m_by_n,
-          augment, distill, label_weight, train_layers, seed, quiet, as_json):
+          augment, distill, allocation, label_weight, train_layers, seed, quiet, as_json):
     """Magnitude-prune RUN_DIR's model with fine-tuning; save it as a new run in --out."""
     from edgecnn.prune import format_summary, prune_run
 
     result = prune_run(run_dir, out, sparsity=sparsity, schedule=schedule, epochs=epochs, lr=lr,
                        batch_size=batch_size, exclude=exclude, include_depthwise=include_depthwise, m_by_n=m_by_n,
                        augment=augment, distill=distill, min_params=min_params, train_layers=train_layers, seed=seed,
-                       label_weight=label_weight,
+                       label_weight=label_weight, allocation=allocation,
                        verbose=verbosity(quiet, as_json))
     emit(result, as_json, quiet, lambda: format_summary(result))

@@ -7,8 +7,9 @@ v1 0.5/160 base (``SHARED/models/pretrained``), from ``--shared`` (default ../sh
 2. ``convert`` to float32, float16 and int8 (plain PTQ, 100 calibration images from train);
    accuracies on the whole val split with the LiteRT interpreter;
 3. ``prune`` 50% (polynomial schedule, distillation from the float model, kernels of at least
-   ``--min-params`` weights; only the pruned layers and the head fine-tune, ``--prune-epochs``
-   20 at ``--prune-lr`` 1e-4), then ``convert --int8``: gzip of the pruned int8 file over the plain
+   ``--min-params`` weights, per-layer sparsity from one-shot damage on train images
+   (``--allocation sensitivity``: the same number of zeros as 50% everywhere); only the pruned layers
+   and the head fine-tune, ``--prune-epochs`` 40 at ``--prune-lr`` 2e-4), then ``convert --int8``: gzip of the pruned int8 file over the plain
    int8 file, and its accuracy against the unpruned float model;
 4. speed: int8 against float32 with the same LiteRT interpreter and threads, and the int8
    interpreter against the Keras model, one image at a time (median of ``--repeats`` invokes).
@@ -19,7 +20,7 @@ Prints progress on stderr and one JSON object as the last line of stdout, with t
 ``pruned_int8_acc``, ``pruned_drop_pp`` (goal <= 1.0), ``int8_over_float32_tflite_speedup``,
 ``tflite_int8_over_keras_speedup`` (no goal: on x86 without VNNI int8 can be slower than float32).
 
-Usage: ``python benchmarks/compression.py [--shared DIR] [--work DIR] [--prune-epochs 20]``
+Usage: ``python benchmarks/compression.py [--shared DIR] [--work DIR] [--prune-epochs 40] [--allocation uniform]``
 """
 
 import argparse
@@ -52,10 +53,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", default=str(ROOT.parent / "shared"))
     parser.add_argument("--work", default=None, help="Folder for the runs and bundles (default: a temp folder).")
-    parser.add_argument("--prune-epochs", type=int, default=20)
-    parser.add_argument("--prune-lr", type=float, default=1e-4)
+    parser.add_argument("--prune-epochs", type=int, default=40)
+    parser.add_argument("--prune-lr", type=float, default=2e-4)
     parser.add_argument("--prune-train-layers", choices=["all", "pruned"], default="pruned")
-    parser.add_argument("--allocation", choices=["uniform", "sensitivity"], default="uniform",
+    parser.add_argument("--allocation", choices=["uniform", "sensitivity"], default="sensitivity",
                         help="per-layer sparsity: uniform, or from one-shot damage on train images")
     parser.add_argument("--min-params", type=int, default=16384)
     parser.add_argument("--threads", type=int, default=2)

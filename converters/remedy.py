@@ -1,16 +1,19 @@
 """The remedy loop of ``edgecnn convert --int8 --max-drop D``.
 
 1. Full-integer post-training quantization (PTQ), exactly as ``convert --int8``.
-2. If it is not within D (see below): rank layers with the quantization debugger
+2. The same after bias correction of the int8 weight rounding (:mod:`edgecnn.converters.bias_correction`):
+   same size, still integer-only (Edge TPU too).
+3. If neither is within D (see below): rank layers with the quantization debugger
    (:mod:`edgecnn.converters.debugger`) and retry with the worst layers kept in float (1, 2, 4, 8
    layers; with ``edgetpu`` only tails of the graph, since a float layer mid-graph splits the Edge
    TPU graph in two and sends the rest to the CPU).
-3. If still over D and a QAT trainer is given (the run has a train split): a quantization-aware
+4. If still over D and a QAT trainer is given (the run has a train split): a quantization-aware
    trained model, converted to full integer.
-4. If no integer model is within D, or only one larger than the float16 model (many float layers), and
-   not for the Edge TPU, which runs integer models only: float16 weights, half the float32 size. On hymenoptera the flips come from int8 weight rounding itself
-   (int16 activations and dynamic-range models flip the same images), so only a model with finer
-   weights stays within a tight D; the manifest then says ``quantization: float16``.
+5. If no integer model is within D, or only one larger than the float16 model (many float layers),
+   and not for the Edge TPU, which runs integer models only: float16 weights, half the float32 size.
+   On hymenoptera the flips come from int8 weight rounding itself (int16 activations and
+   dynamic-range models flip the same images), so only finer weights stay within a tight D; the
+   manifest then says ``quantization: float16``.
 
 "Within D" asks two things: the top-1 drop on the labeled val images is at most D, and the model
 disagrees with the float model's top-1 on at most D percent of the val images, their mirror images and
@@ -141,8 +144,15 @@ def remedy_convert(model, representative: np.ndarray, val_x: np.ndarray, val_y: 
                convert_model(model, "int8", representative, io=io))["within"]:
         return _result(attempts, contents, float_acc)
 
+    from edgecnn.converters.bias_correction import bias_correct
     from edgecnn.converters.debugger import LayerDebugger
 
+    corrected, _ = bias_correct(model, representative)
+    if measure("ptq_bias_corrected", "full-integer PTQ after bias correction of the int8 weight rounding",
+               convert_model(corrected, "int8", representative, io=io))["within"]:
+        return _result(attempts, contents, float_acc)
+    # The float-layer rungs start from the uncorrected model: a correction made for a layer's rounded
+    # weights is wrong once that layer runs in float (a crushed layer's correction is large).
     dbg = LayerDebugger(model, representative,
                         debug_images if debug_images is not None else representative[:32])
     layers = dbg.layer_errors()

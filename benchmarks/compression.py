@@ -16,7 +16,8 @@ v1 0.5/160 base (``SHARED/models/pretrained``), from ``--shared`` (default ../sh
 
 Prints progress on stderr and one JSON object as the last line of stdout, with the keys ``params``,
 ``float32_bytes``, ``float16_bytes``, ``int8_bytes``, ``int8_bytes_per_param``, ``float_acc``,
-``int8_acc``, ``int8_drop_pp`` (goal <= 1.0), ``pruned_gzip_over_int8_bytes`` (goal <= 0.60),
+``int8_acc``, ``int8_drop_pp`` (goal <= 1.0; ``convert --int8`` with its default bias correction, and
+``int8_plain_*`` without it, side by side), ``pruned_gzip_over_int8_bytes`` (goal <= 0.60),
 ``pruned_int8_acc``, ``pruned_drop_pp`` (goal <= 1.0), ``int8_over_float32_tflite_speedup``,
 ``tflite_int8_over_keras_speedup`` (no goal: on x86 without VNNI int8 can be slower than float32).
 
@@ -94,6 +95,8 @@ def main(argv=None):
     params = int(model.count_params())
     float_acc = results["int8"]["metrics"]["float_accuracy"]
     int8_acc = results["int8"]["metrics"]["quantized_accuracy"]
+    log("convert --int8 --no-bias-correction (the baseline: plain PTQ)")
+    plain = convert_run(run_dir, work / "bundle_int8_plain", eval_size=None, golden=1, bias_correction=False)["metrics"]
 
     log(f"prune 50% ({args.prune_epochs} epochs)")
     pruned = prune_run(run_dir, work / "run_pruned", sparsity=0.5, epochs=args.prune_epochs, lr=args.prune_lr,
@@ -126,6 +129,10 @@ def main(argv=None):
         "float_acc": float_acc,
         "int8_acc": int8_acc,
         "int8_drop_pp": 100.0 * (float_acc - int8_acc),
+        "int8_mean_abs_score_diff": results["int8"]["metrics"]["mean_abs_score_diff"],
+        "int8_plain_acc": plain["quantized_accuracy"],
+        "int8_plain_drop_pp": 100.0 * (float_acc - plain["quantized_accuracy"]),
+        "int8_plain_mean_abs_score_diff": plain["mean_abs_score_diff"],
         "float16_acc": results["float16"]["metrics"]["quantized_accuracy"],
         "pruned_sparsity": pruned["sparsity"]["pruned_sparsity"],
         "pruned_overall_sparsity": pruned["sparsity"]["overall_sparsity"],

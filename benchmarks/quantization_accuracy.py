@@ -12,7 +12,8 @@ Prints progress on stderr and one JSON object as the last line of stdout::
     {"bases": [{"base", "float_acc", "ptq_acc", "remedied_acc", "ptq_drop_pp", "remedied_drop_pp",
                 "int8_bytes", "remedied_bytes", "remedied_quantization", ...}, ...]}
 
-``int8_bytes`` is the plain full-integer model; ``remedied_bytes`` and ``remedied_quantization`` describe
+``bias_corrected_*`` is the integer-only model after bias correction (what ``convert --int8`` writes by
+default); ``int8_bytes`` is the plain full-integer model; ``remedied_bytes`` and ``remedied_quantization`` describe
 the model the remedy kept (int8 with float layers, or float16 when no integer model was within).
 
 Usage: ``python benchmarks/quantization_accuracy.py [--shared DIR] [--max-drop 0.5]``
@@ -91,7 +92,12 @@ def bench_base(backbone, alpha, size, dataset, weights_dir, max_drop, seed, epoc
     float_acc = accuracy(keras_probs(model, test_x), test_y)
     ptq = convert_model(model, "int8", rep, io="uint8")
     ptq_acc = accuracy(predict_tflite(ptq, test_x), test_y)
-    log(f"{backbone}: float {float_acc:.4f}, ptq {ptq_acc:.4f} on {len(test_y)} test images")
+    from edgecnn.converters.bias_correction import bias_correct
+
+    bc_acc = accuracy(predict_tflite(convert_model(bias_correct(model, rep)[0], "int8", rep, io="uint8"), test_x),
+                      test_y)
+    log(f"{backbone}: float {float_acc:.4f}, ptq {ptq_acc:.4f}, bias-corrected ptq {bc_acc:.4f} on {len(test_y)} "
+        "test images")
     # as `convert --max-drop` does: flips against the float model counted on selection, mirrored selection
     # and all train images
     result = remedy_convert(model, rep, sel_x, sel_y, max_drop, qat=qat_trainer(train_x, train_y, seed=seed),
@@ -106,6 +112,8 @@ def bench_base(backbone, alpha, size, dataset, weights_dir, max_drop, seed, epoc
         "ptq_acc": round(ptq_acc, 4),
         "remedied_acc": round(remedied_acc, 4),
         "ptq_drop_pp": round((float_acc - ptq_acc) * 100, 2),
+        "bias_corrected_acc": round(bc_acc, 4),
+        "bias_corrected_drop_pp": round((float_acc - bc_acc) * 100, 2),
         "remedied_drop_pp": round((float_acc - remedied_acc) * 100, 2),
         "int8_bytes": len(ptq),
         "remedied_bytes": len(result["content"]),

@@ -58,6 +58,7 @@ def _accuracy(model, content: bytes, samples, labels, size, resize: str) -> dict
         "drop_pp": 100.0 * (f_rep["accuracy"] - q_rep["accuracy"]),
         "top1_agreement": float(np.mean(f_pred == q_pred)),
         "max_abs_score_diff": float(np.abs(float_scores - quant_scores).max()),
+        "mean_abs_score_diff": float(np.abs(float_scores - quant_scores).mean()),
     }
 
 
@@ -84,7 +85,7 @@ def convert_run(run_dir, out, mode: str = "int8", io: str = "uint8", calibration
                 calibration_size: int = DEFAULT_CALIBRATION_SIZE, fallbacks: Sequence = (),
                 edgetpu: bool = False, require_edgetpu: bool = False, eval_size: Optional[int] = DEFAULT_EVAL_SIZE,
                 golden: int = DEFAULT_GOLDEN, seed: int = 0, edgetpu_timeout: float = 600.0,
-                max_drop: Optional[float] = None) -> dict:
+                max_drop: Optional[float] = None, bias_correction: bool = True) -> dict:
     """Convert a run's model and write BUNDLE_DIR ``out``.
 
     Args:
@@ -103,6 +104,9 @@ def convert_run(run_dir, out, mode: str = "int8", io: str = "uint8", calibration
         golden: number of golden samples.
         max_drop: int8 only: run the remedy loop (:mod:`edgecnn.converters.remedy`) and keep the
             smallest model within this top-1 drop (pp) on the val split; attempts go to the manifest.
+        bias_correction: int8 only: correct the mean shift of int8 weight rounding before converting
+            (:mod:`edgecnn.converters.bias_correction`; not for QAT runs, which learned their rounding;
+            the remedy loop tries both itself).
 
     Returns:
         The manifest written, plus ``bundle`` (path) and ``messages`` (notes for the user).
@@ -148,7 +152,16 @@ def convert_run(run_dir, out, mode: str = "int8", io: str = "uint8", calibration
         messages.extend(remedy["messages"])
         mode = remedy["quantization"]  # float16 when no integer model was within --max-drop
     else:
-        content = tflite.convert_model(model, mode, representative, io)
+        bias_info = None
+        converted = model
+        if mode == "int8" and bias_correction and not run.get("qat"):
+            from edgecnn.converters.bias_correction import bias_correct
+
+            converted, bias_info = bias_correct(model, representative)
+            bias_info = {"applied": True, "layers": len(bias_info["layers"]), "images": bias_info["images"]}
+        elif mode == "int8":
+            bias_info = {"applied": False, "why": "a QAT run" if run.get("qat") else "--no-bias-correction"}
+        content = tflite.convert_model(converted, mode, representative, io)
     if remedy and remedy["float_layers"]:  # layers deliberately kept in float: the integer-only check cannot hold
         report = tflite.describe(tflite.read_tflite(content))
         report["float_layers"] = remedy["float_layers"]
@@ -199,6 +212,8 @@ def convert_run(run_dir, out, mode: str = "int8", io: str = "uint8", calibration
         "input_std": 1.0,
         "tflite_report": report,
     }
+    if remedy is None and mode == "int8":
+        model_section["bias_correction"] = bias_info
     source = {
         "run_dir": run["run_dir"],
         "run_json_sha256": sha256_file(Path(run["run_dir"]) / "run.json"),

@@ -31,14 +31,16 @@ from edgecnn.cli.common import emit, output_options
 @click.option("--max-drop", type=click.FloatRange(0), default=None,
               help="--int8: if full-integer PTQ loses more than this top-1 (pp) on the val split, retry with the "
                    "worst layers kept in float, then QAT; keep the smallest model within it (attempts in the manifest).")
+@click.option("--bias-correction/--no-bias-correction", default=True, show_default=True,
+              help="--int8: correct the mean shift that int8 weight rounding puts on each channel before converting.")
 @output_options
 def convert(run_dir, out, mode, io, calibration, calibration_size, fallbacks, edgetpu, require_edgetpu, eval_size,
-            golden, seed, max_drop, quiet, as_json):
+            golden, seed, max_drop, bias_correction, quiet, as_json):
     """Convert RUN_DIR's model to TFLite and write a verified bundle to --out."""
     from edgecnn.converters.bundle_writer import convert_run, format_summary
 
     result = convert_run(run_dir, out, mode=mode or "int8", io=io, calibration=calibration,
                          calibration_size=calibration_size, fallbacks=fallbacks, edgetpu=edgetpu or require_edgetpu,
                          require_edgetpu=require_edgetpu, eval_size=eval_size, golden=golden, seed=seed,
-                         max_drop=max_drop)
+                         max_drop=max_drop, bias_correction=bias_correction)
     emit(result, as_json, quiet, lambda: format_summary(result))

@@ -29,8 +29,9 @@ from edgecnn.cli.common import emit, output_options
 @click.option("--golden", type=click.IntRange(0), default=4, show_default=True, help="Golden samples to store.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the drawn calibration set.")
 @click.option("--max-drop", type=click.FloatRange(0), default=None,
-              help="--int8: if full-integer PTQ loses more than this top-1 (pp) on the val split, retry with the "
-                   "worst layers kept in float, then QAT; keep the smallest model within it (attempts in the manifest).")
+              help="--int8: if full-integer PTQ loses more than this top-1 (pp) on the val split, retry with bias "
+                   "correction, the worst layers kept in float, QAT, then float16; keep the smallest model within it "
+                   "(attempts in the manifest).")
 @click.option("--bias-correction/--no-bias-correction", default=True, show_default=True,
               help="--int8: correct the mean shift that int8 weight rounding puts on each channel before converting.")
 @output_options

@@ -42,14 +42,24 @@ def _shortcut_data(root, per_class=25):
     return root
 
 
-def test_too_good_to_be_true_warning_after_finetune(tmp_path, pretrained_dir):
+def _brightness_base(path):
+    """A user's own feature extractor (``--base``): one fixed 3x3 convolution that averages the pixels,
+    so its features see brightness at once, with no download and no training."""
+    from edgecnn.tf import keras
+
+    inputs = keras.Input((32, 32, 3))
+    conv = keras.layers.Conv2D(4, 3, strides=2, kernel_initializer=keras.initializers.Constant(1.0 / 27))
+    keras.Model(inputs, conv(inputs)).save(path)
+    return path
+
+
+def test_too_good_to_be_true_warning_after_finetune(tmp_path):
     import json
 
     data = _shortcut_data(tmp_path / "data")
-    weights = pretrained_dir / "mobilenet_v1_0.25_128_imagenet_notop.h5"  # ImageNet features see brightness at once
-    args = ["finetune", str(data), "--out", str(tmp_path / "run"), "--weights", str(weights), "--backbone",
-            "mobilenet_v1", "--alpha", "0.25", "--input-size", "128", "--epochs", "30", "--lr", "0.01",
-            "--fine-tune-epochs", "0", "--patience", "30", "--seed", "0"]
+    base = _brightness_base(tmp_path / "base.keras")
+    args = ["finetune", str(data), "--out", str(tmp_path / "run"), "--base", str(base), "--epochs", "60",
+            "--lr", "0.05", "--fine-tune-epochs", "0", "--patience", "60", "--seed", "0"]
     result = CliRunner().invoke(cli, args + ["--json"])
     assert result.exit_code == 0, result.output
     out = json.loads(result.stdout)

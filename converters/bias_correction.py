@@ -9,8 +9,8 @@ input means come from the calibration images. Subtracting the shift from the bia
 or the layer's own bias) makes the int8 model's channel means match the float model's; the
 converter then quantizes the corrected model as usual, so nothing in TFLite is rewritten.
 
-On hymenoptera this lowers the mean |probability difference| of MobileNet v1 0.5/160 from 0.0157
-to 0.0058 and its top-1 flips against the float model from 7 to 3 of 396 images.
+On hymenoptera this lowers the mean |probability difference| of MobileNet v1 0.5/160 on 77 held-out
+images from 0.0157 to 0.0058 and its top-1 flips against the float model from 7 to 3 of 396 images.
 """
 
 import numpy as np

@@ -41,7 +41,7 @@ def bundle_int8_accuracy(bundle_dir, data_dir):
 
     from edgecnn.bundle import load_manifest
     from edgecnn.data import load_dataset, load_images
-    from edgecnn.search.objective import int8_accuracy
+    from edgecnn.search.trainer import int8_accuracy
 
     manifest = load_manifest(bundle_dir)
     size = manifest["model"]["input_size"]
@@ -58,7 +58,7 @@ def probe_latency(backbone, alpha, size, weights):
     import numpy as np
 
     from edgecnn.models import build_classifier
-    from edgecnn.search.objective import convert_int8
+    from edgecnn.search.trainer import convert_int8
     from edgecnn.search.targets import HostTarget
 
     model, _ = build_classifier(2, backbone=backbone, input_size=size, alpha=alpha, weights=weights)

@@ -5,6 +5,7 @@ Modules (importing this package is light; each imports its heavy dependencies it
 * ``space``     the search space from the backbone registry, ``--space`` files (JSON/TOML);
 * ``objective`` one trial: fine-tune, convert to int8, measure accuracy, size and latency;
   screening of bases and the multi-objective pruning rule;
+* ``trainer``   the trial's model, head phase on cached features, fine-tune and int8 conversion;
 * ``study``     the Optuna storage (sqlite or any RDB URL), workers, resume, stale trials;
 * ``targets``   latency on ``host``, over ``ssh://user@board[:port]``, or a profile estimate;
 * ``estimate``  MACs per op type from a .tflite or a Keras model; profile fitting;

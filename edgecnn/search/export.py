@@ -93,19 +93,20 @@ def export_trial(data_dir, search_dir, record: dict, weights="imagenet", options
 
 def _export_fallback(data_dir, search_dir, record, config, opts, weights, bundle_dir, say) -> dict:
     from edgecnn.bundle import make_manifest, write_bundle
-    from edgecnn.search import objective as obj
+    from edgecnn.search import trainer
+    from edgecnn.search.objective import SearchData
 
-    data = obj.SearchData(data_dir, Path(search_dir) / "cache")
+    data = SearchData(data_dir, Path(search_dir) / "cache")
     params = dict(config, epochs=opts["epochs"], fine_tune_epochs=opts["fine_tune_epochs"])
     seed = 0
-    model, model_config = obj.build(params, data.num_classes, weights, seed)
-    tag = obj._weights_for(params, weights)
-    feats, _ = obj.base_features(model, model_config, data, tag if tag != "none" else f"none-seed{seed}")
-    acc = obj.train_head(model, feats, data, params, seed)
+    model, model_config = trainer.build(params, data.num_classes, weights, seed)
+    tag = trainer.weights_for(params, weights)
+    feats, _ = trainer.base_features(model, model_config, data, tag if tag != "none" else f"none-seed{seed}")
+    acc = trainer.train_head(model, feats, data, params, seed)
     if params.get("unfreeze_top"):
-        acc = obj.fine_tune(model, model_config, data, params, seed, train_bn=(tag == "none"))
-    content = obj.convert_int8(model, data.calibration_images(params["input_size"], seed))
-    int8_acc = obj.int8_accuracy(content, data.images(params["input_size"])["val"], data.y_val)
+        acc = trainer.fine_tune(model, model_config, data, params, seed, train_bn=(tag == "none"))
+    content = trainer.convert_int8(model, data.calibration_images(params["input_size"], seed))
+    int8_acc = trainer.int8_accuracy(content, data.images(params["input_size"])["val"], data.y_val)
     size = int(params["input_size"])
     manifest = make_manifest(
         data.labels,

@@ -152,14 +152,13 @@ def convert_run(run_dir, out, mode: str = "int8", io: str = "uint8", calibration
         messages.extend(remedy["messages"])
         mode = remedy["quantization"]  # float16 when no integer model was within --max-drop
     else:
-        bias_info = None
         converted = model
         if mode == "int8" and bias_correction and not run.get("qat"):
             from edgecnn.converters.bias_correction import bias_correct
 
-            converted, bias_info = bias_correct(model, representative)
-            bias_info = {"applied": True, "layers": len(bias_info["layers"]), "images": bias_info["images"]}
-        elif mode == "int8":
+            converted, corrected = bias_correct(model, representative)
+            bias_info = {"applied": True, "layers": len(corrected["layers"]), "images": corrected["images"]}
+        else:
             bias_info = {"applied": False, "why": "a QAT run" if run.get("qat") else "--no-bias-correction"}
         content = tflite.convert_model(converted, mode, representative, io)
     if remedy and remedy["float_layers"]:  # layers deliberately kept in float: the integer-only check cannot hold

@@ -1,6 +1,6 @@
 """The remedy loop of ``edgecnn convert --int8 --max-drop D``.
 
-1. Full-integer post-training quantization (PTQ), exactly as ``convert --int8``.
+1. Plain full-integer post-training quantization (PTQ), as ``convert --int8 --no-bias-correction``.
 2. The same after bias correction of the int8 weight rounding (:mod:`edgecnn.converters.bias_correction`):
    same size, still integer-only (Edge TPU too).
 3. If neither is within D (see below): rank layers with the quantization debugger

@@ -44,19 +44,20 @@ def fgsm(model, x_uint8: np.ndarray, y: np.ndarray, epsilon: float, batch_size: 
 
 
 def fgsm_report(model, x_uint8: np.ndarray, y: np.ndarray, epsilons: Sequence[float] = (0.5, 1, 2, 4, 8),
-                predict_fns: Optional[Dict[str, Callable]] = None) -> dict:
+                predict_fns: Optional[Dict[str, Callable]] = None, name: str = "model") -> dict:
     """Accuracy under FGSM crafted on ``model`` at each epsilon, for ``model`` and any other
-    predictors (e.g. the int8 interpreter: adversarial examples transferred to it).
+    predictors (e.g. the int8 interpreter: adversarial examples transferred to it). ``name`` is the
+    key of ``model`` in the result.
 
     Returns:
         ``{"epsilons": [...], "accuracy": {name: [acc at epsilon 0, then each epsilon]}}``.
     """
     y = np.asarray(y).astype(np.int64)
-    fns = {"model": lambda x: model.predict(x.astype(np.float32), verbose=0)}
+    fns = {name: lambda x: model.predict(x.astype(np.float32), verbose=0)}
     fns.update(predict_fns or {})
-    acc = {name: [float(np.mean(np.argmax(fn(x_uint8), -1) == y))] for name, fn in fns.items()}
+    acc = {key: [float(np.mean(np.argmax(fn(x_uint8), -1) == y))] for key, fn in fns.items()}
     for eps in epsilons:
         adv = fgsm(model, x_uint8, y, eps)
-        for name, fn in fns.items():
-            acc[name].append(float(np.mean(np.argmax(fn(adv), -1) == y)))
+        for key, fn in fns.items():
+            acc[key].append(float(np.mean(np.argmax(fn(adv), -1) == y)))
     return {"epsilons": [0.0] + [float(e) for e in epsilons], "accuracy": acc}

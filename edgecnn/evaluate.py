@@ -89,13 +89,19 @@ def eval_images(run: dict, size, resize: str, data=None, split: Optional[str] = 
             "notes": notes}
 
 
-def tflite_probs(model_file: Path, x: np.ndarray, delegates=None) -> np.ndarray:
-    """Dequantized outputs of a .tflite file on resized uint8 images (as the board computes them)."""
+def tflite_predictor(model_file: Path, delegates=None):
+    """``predict(x_uint8)``: dequantized outputs of a .tflite file on resized uint8 images (as the board
+    computes them), through one interpreter built once."""
     from edgecnn.converters.tflite import predict_tflite
     from edgecnn.devices.backends import make_interpreter
 
     interp, _ = make_interpreter(model_file, backend="auto", delegates=delegates)
-    return predict_tflite(interp, x)
+    return lambda x: predict_tflite(interp, x)
+
+
+def tflite_probs(model_file: Path, x: np.ndarray, delegates=None) -> np.ndarray:
+    """Dequantized outputs of a .tflite file on resized uint8 images (as the board computes them)."""
+    return tflite_predictor(model_file, delegates)(x)
 
 
 def edgetpu_delegate():

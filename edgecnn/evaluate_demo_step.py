@@ -7,9 +7,9 @@
     result = evaluate_step(run_dir, bundle_dir, out_dir)   # raises nothing on a failed gate
     if not result["passed"]: ...                           # the demo reports it and exits 1
 
-It writes ``OUT/evaluate/report.html`` and ``report.json`` (with the robustness section), fits the bundle's temperature and
-per-class thresholds (``decision`` section) for ``target_precision`` on the val split, and returns a
-short summary for the demo's console.
+It writes ``OUT/evaluate/report.html`` and ``report.json`` (with the robustness section), fits the
+bundle's temperature and per-class thresholds (``decision`` section) for ``target_precision`` on the
+val split, and returns a short summary for the demo's console.
 """
 
 from pathlib import Path
@@ -25,8 +25,9 @@ def evaluate_step(run_dir, bundle_dir, out_dir, max_drop: float = DEMO_MAX_DROP,
 
     Returns:
         ``{"passed", "failures", "float_accuracy", "int8_accuracy", "drop_pp", "report",
-        "temperature", "thresholds", "ece_before", "ece_after", "robustness", "summary"}``; ``robustness`` is
-        the plain-language summary of ``evaluate --robustness`` (corruptions and FGSM, float vs int8).
+        "temperature", "thresholds", "ece_before", "ece_after", "robustness", "summary"}``;
+        ``robustness`` is the plain-language summary of ``evaluate --robustness`` (corruptions and
+        FGSM, float vs int8).
     """
     from edgecnn.evaluate import calibrate_bundle, evaluate
 

@@ -11,48 +11,20 @@ from typing import Callable, Dict, Optional, Sequence
 
 import numpy as np
 
-from edgecnn.errors import DataError
 from edgecnn.robustness import KINDS, SEVERITIES
 
 DEFAULT_EPSILONS = (1.0, 2.0, 4.0, 8.0)  # pixel units out of 255
 
 
-def parse_list(text: Optional[str], name: str, choices=None, cast=str) -> Optional[list]:
-    """A comma-separated option (``--corruptions``, ``--severities``, ``--fgsm-eps``) as a list, checked."""
-    if text is None:
-        return None
-    items = [w.strip() for w in str(text).split(",") if w.strip()]
-    if not items:
-        raise DataError(f"{name}: give at least one value, comma-separated.")
-    out = []
-    for item in items:
-        try:
-            value = cast(item)
-        except ValueError:
-            raise DataError(f"{name}: '{item}' is not a valid value.") from None
-        if choices is not None and value not in choices:
-            raise DataError(f"{name}: '{item}' is not one of {', '.join(str(c) for c in choices)}.")
-        out.append(value)
-    return out
-
-
-def _tflite_predictor(model_file) -> Callable:
-    """``predict(x_uint8)`` through one interpreter built once (as on the board)."""
-    from edgecnn.converters.tflite import predict_tflite
-    from edgecnn.devices.backends import make_interpreter
-
-    interp, _ = make_interpreter(model_file, backend="auto")
-    return lambda x: predict_tflite(interp, x)
-
-
 def predictors(c: dict) -> Dict[str, Callable]:
     """The float model first (the reference), then each bundle's CPU model, by evaluate's names."""
     from edgecnn.bundle import model_path
+    from edgecnn.converters.remedy import keras_probs
+    from edgecnn.evaluate import tflite_predictor
 
-    model = c["model"]
-    fns = {"float": lambda x: np.asarray(model.predict(x.astype(np.float32), batch_size=64, verbose=0))}
+    fns = {"float": lambda x: keras_probs(c["model"], x, batch_size=64)}
     for name, b in zip(c["names"], c["bundles"]):
-        fns[name] = _tflite_predictor(model_path(b["dir"], b["manifest"]))
+        fns[name] = tflite_predictor(model_path(b["dir"], b["manifest"]))
     return fns
 
 
@@ -109,8 +81,7 @@ def robustness(c: dict, kinds: Optional[Sequence[str]] = None, severities: Optio
         if progress:
             progress(f"robustness: FGSM at epsilon {', '.join(f'{e:g}' for e in epsilons)} (pixel units)")
         others = {n: f for n, f in fns.items() if n != "float"}
-        fg = fgsm_report(c["model"], c["x"], c["y"], epsilons=epsilons, predict_fns=others)
-        fg["accuracy"] = {("float" if n == "model" else n): v for n, v in fg["accuracy"].items()}
+        fg = fgsm_report(c["model"], c["x"], c["y"], epsilons=epsilons, predict_fns=others, name="float")
         report["fgsm"] = fg
         report["summary"] += "\n" + fgsm_summary(fg)
     return report

@@ -27,7 +27,11 @@ def _png(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90, bbox_inches="tight")
     plt.close(fig)
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+    return _data_uri(buf.getvalue())
+
+
+def _data_uri(png: bytes) -> str:
+    return "data:image/png;base64," + base64.b64encode(png).decode("ascii")
 
 
 def _pyplot():
@@ -159,10 +163,9 @@ def robustness_section(rob: dict) -> str:
     rows = [["clean"] + [rob["clean"][m] for m in models]]
     for kind in rob["kinds"]:
         for s in rob["severities"]:
-            acc = rob["accuracy"]
-            rows.append([f"{kind} {s}"] + [acc[m][kind].get(s, acc[m][kind].get(str(s))) for m in models])
+            rows.append([f"{kind} {s}"] + [rob["accuracy"][m][kind][s] for m in models])
     rows.append(["mean under corruption"] + [rob["mean_corrupted"][m] for m in models])
-    png = "data:image/png;base64," + base64.b64encode(plot_robustness(rob)).decode("ascii")
+    png = _data_uri(plot_robustness(rob))
     out = [f"<h2 id='robustness'>Robustness</h2><p>{rob['n']} images, corruption seed {rob['seed']}.</p>",
            f"<ul>{summary}</ul>", f"<img alt='accuracy under corruption' src='{png}'>",
            "<details><summary>Accuracy per corruption and severity</summary>" +

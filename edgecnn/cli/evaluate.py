@@ -24,10 +24,30 @@ def split_paths(paths):
     return bundles, (others[0] if others else None)
 
 
+def parse_list(text, name: str, choices=None, cast=str):
+    """A comma-separated option (``--corruptions``, ``--severities``, ``--fgsm-eps``) as a checked list."""
+    from edgecnn.errors import DataError
+
+    if text is None:
+        return None
+    items = [w.strip() for w in str(text).split(",") if w.strip()]
+    if not items:
+        raise DataError(f"{name}: give at least one value, comma-separated.")
+    out = []
+    for item in items:
+        try:
+            value = cast(item)
+        except ValueError:
+            raise DataError(f"{name}: '{item}' is not a valid value.") from None
+        if choices is not None and value not in choices:
+            raise DataError(f"{name}: '{item}' is not one of {', '.join(str(c) for c in choices)}.")
+        out.append(value)
+    return out
+
+
 def robustness_options(enabled, corruptions, severities, fgsm_eps, seed):
     """The ``robustness`` argument of ``edgecnn.evaluate.evaluate`` from the CLI options (None when off)."""
     from edgecnn.errors import DataError
-    from edgecnn.evaluate_robustness import parse_list
     from edgecnn.robustness import KINDS, SEVERITIES
 
     given = [n for n, v in (("--corruptions", corruptions), ("--severities", severities), ("--fgsm-eps", fgsm_eps))

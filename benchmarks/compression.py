@@ -6,11 +6,13 @@ v1 0.5/160 base (``SHARED/models/pretrained``), from ``--shared`` (default ../sh
 1. ``finetune``: the head on the frozen pretrained base (15 epochs, as the tests' hymenoptera_run);
 2. ``convert`` to float32, float16 and int8 (plain PTQ, 100 calibration images from train);
    accuracies on the whole val split with the LiteRT interpreter;
-3. ``prune`` 50% (polynomial schedule, distillation from the float model, kernels of at least
-   ``--min-params`` weights, per-layer sparsity from one-shot damage on train images
-   (``--allocation sensitivity``: the same number of zeros as 50% everywhere); only the pruned layers
-   and the head fine-tune, ``--prune-epochs`` 40 at ``--prune-lr`` 2e-4), then ``convert --int8``: gzip of the pruned int8 file over the plain
-   int8 file, and its accuracy against the unpruned float model;
+3. ``prune`` 50% with ``--method obs`` (one-shot Optimal Brain Surgeon reconstruction on the train
+   images, mirrored and augmented; no fine-tuning) and per-layer sparsity from OBS damage on train
+   images (``--allocation sensitivity``: the same number of zeros as 50% everywhere), kernels of at
+   least ``--min-params`` weights; then ``convert --int8``: gzip of the pruned int8 file over the
+   plain int8 file, and its accuracy against the unpruned float model. ``--prune-method magnitude``
+   runs the tfmot recipe instead (40 epochs at ``--prune-lr`` 2e-4, distillation, pruned layers and
+   head trained);
 4. speed: int8 against float32 with the same LiteRT interpreter and threads, and the int8
    interpreter against the Keras model, one image at a time (median of ``--repeats`` invokes).
 
@@ -21,7 +23,7 @@ Prints progress on stderr and one JSON object as the last line of stdout, with t
 ``pruned_int8_acc``, ``pruned_drop_pp`` (goal <= 1.0), ``int8_over_float32_tflite_speedup``,
 ``tflite_int8_over_keras_speedup`` (no goal: on x86 without VNNI int8 can be slower than float32).
 
-Usage: ``python benchmarks/compression.py [--shared DIR] [--work DIR] [--prune-epochs 40] [--allocation uniform]``
+Usage: ``python benchmarks/compression.py [--shared DIR] [--work DIR] [--prune-method magnitude] [--allocation uniform]``
 """
 
 import argparse
@@ -54,7 +56,10 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", default=str(ROOT.parent / "shared"))
     parser.add_argument("--work", default=None, help="Folder for the runs and bundles (default: a temp folder).")
-    parser.add_argument("--prune-epochs", type=int, default=40)
+    parser.add_argument("--prune-method", choices=["magnitude", "obs"], default="obs",
+                        help="obs: one-shot OBS reconstruction on train images; magnitude: tfmot with fine-tuning")
+    parser.add_argument("--prune-epochs", type=int, default=None,
+                        help="fine-tuning epochs after pruning (default: 0 for obs, 40 for magnitude)")
     parser.add_argument("--prune-lr", type=float, default=2e-4)
     parser.add_argument("--prune-train-layers", choices=["all", "pruned"], default="pruned")
     parser.add_argument("--allocation", choices=["uniform", "sensitivity"], default="sensitivity",
@@ -98,9 +103,13 @@ def main(argv=None):
     log("convert --int8 --no-bias-correction (the baseline: plain PTQ)")
     plain = convert_run(run_dir, work / "bundle_int8_plain", eval_size=None, golden=1, bias_correction=False)["metrics"]
 
-    log(f"prune 50% ({args.prune_epochs} epochs)")
-    pruned = prune_run(run_dir, work / "run_pruned", sparsity=0.5, epochs=args.prune_epochs, lr=args.prune_lr,
-                       min_params=args.min_params, train_layers=args.prune_train_layers, allocation=args.allocation)
+    t_prune = time.perf_counter()
+    epochs = args.prune_epochs if args.prune_epochs is not None else (0 if args.prune_method == "obs" else 40)
+    log(f"prune 50% ({args.prune_method}, {args.allocation} allocation, {epochs} epochs of fine-tuning)")
+    pruned = prune_run(run_dir, work / "run_pruned", sparsity=0.5, epochs=epochs, lr=args.prune_lr,
+                       min_params=args.min_params, train_layers=args.prune_train_layers, allocation=args.allocation,
+                       method=args.prune_method, verbose=1)
+    pruned_seconds = time.perf_counter() - t_prune
     log("convert the pruned run --int8")
     pruned_bundle = convert_run(work / "run_pruned", work / "bundle_pruned_int8", eval_size=None, golden=1)
     pruned_gzip = len(gzip.compress((work / "bundle_pruned_int8" / "model.tflite").read_bytes(), 9))
@@ -137,8 +146,10 @@ def main(argv=None):
         "pruned_sparsity": pruned["sparsity"]["pruned_sparsity"],
         "pruned_overall_sparsity": pruned["sparsity"]["overall_sparsity"],
         "pruned_float_acc": pruned["val_accuracy_after"],
-        "prune_recipe": {k: pruned[k] for k in ("epochs", "lr", "min_params", "train_layers", "distill", "augment",
-                                                "allocation")},
+        "prune_recipe": {k: pruned[k] for k in ("method", "epochs", "lr", "min_params", "train_layers", "distill",
+                                                "augment", "allocation")},
+        "pruned_allocation": (pruned["sensitivity"] or {}).get("per_layer"),
+        "prune_seconds": pruned_seconds,
         "pruned_gzip_over_int8_bytes": pruned_gzip / size["int8"],
         "int8_gzip_over_int8_bytes": len(gzip.compress((work / "bundle_int8" / "model.tflite").read_bytes(), 9))
         / size["int8"],

@@ -18,6 +18,8 @@ from edgecnn.tf import keras, tfmot
 
 SCHEDULES = ("polynomial", "constant")
 ALLOCATIONS = ("uniform", "sensitivity")
+METHODS = ("magnitude", "obs")
+DEFAULT_EPOCHS = {"magnitude": 10, "obs": 0}
 RAMP_FRACTION = 0.6       # share of the fine-tuning steps over which the polynomial schedule ramps up
 UPDATES_PER_EPOCH = 4     # mask updates per epoch during the ramp
 
@@ -57,6 +59,13 @@ def make_schedule(kind: str, sparsity: float, total_steps: int, steps_per_epoch:
                                  frequency=frequency), \
         {"kind": "polynomial", "initial_sparsity": 0.0, "final_sparsity": sparsity, "begin_step": 0,
          "end_step": end, "frequency": frequency, "total_steps": total_steps}
+
+
+def fixed_mask_schedule(sparsity: float):
+    """A ConstantSparsity that computes the mask once and keeps it: fine-tuning after ``--method obs``
+    keeps the zeros the reconstruction chose (they are the smallest weights). The wrapper counts
+    steps from 1 before it checks the schedule, so the one update is at step 1, before any gradient."""
+    return tfmot().sparsity.keras.ConstantSparsity(sparsity, begin_step=1, end_step=1, frequency=1)
 
 
 def prunable_names(model, exclude: Sequence[str] = (), include_depthwise: bool = False, min_params: int = 0):
@@ -115,19 +124,22 @@ def sparsity_report(model, names: Sequence[str], m_by_n=None) -> dict:
             "overall_sparsity": all_zeros / max(all_size, 1), "total_params": int(all_size)}
 
 
-def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial", epochs: int = 6,
+def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial", epochs: Optional[int] = None,
               lr: float = 3e-5, batch_size: int = 32, exclude: Sequence[str] = (), include_depthwise: bool = False,
               m_by_n: Optional[str] = None, augment: str = "light", distill: bool = True, min_params: int = 0,
               train_layers: str = "all", seed: int = 0, verbose: int = 0, label_weight: float = 0.5,
-              allocation: str = "uniform") -> dict:
-    """Prune RUN_DIR's model to ``sparsity`` with fine-tuning and save it as RUN_DIR ``out``.
+              allocation: str = "uniform", method: str = "magnitude", obs_copies: int = 4) -> dict:
+    """Prune RUN_DIR's model to ``sparsity`` and save it as RUN_DIR ``out``.
 
     Args:
         sparsity: final fraction of zero weights in each pruned kernel (ignored with ``m_by_n``).
-        schedule: ``polynomial`` (0 -> sparsity over the first 60% of steps) or ``constant``.
-        epochs: fine-tuning epochs on the run's train split.
+        schedule: ``polynomial`` (0 -> sparsity over the first 60% of steps) or ``constant``
+            (``magnitude`` only).
+        epochs: fine-tuning epochs on the run's train split (default 10 for ``magnitude``, 0 for
+            ``obs``; after ``obs`` the masks stay fixed).
         exclude: fnmatch patterns of layer names to leave dense (e.g. ``conv1`` ``head_dense``).
-        include_depthwise: also prune DepthwiseConv2D kernels (few weights, sensitive).
+        include_depthwise: also prune DepthwiseConv2D kernels (few weights, sensitive; ``obs`` only,
+            tfmot does not prune them).
         m_by_n: structured sparsity ``"2:4"`` (Conv2D and Dense only, as tfmot supports it).
         distill: train toward the unpruned model's probabilities as well as the labels.
         label_weight: with ``distill``, the share of the one-hot label in the target (the rest is the
@@ -139,6 +151,9 @@ def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial",
             add nothing to the size).
         train_layers: ``all`` fine-tunes every layer (BatchNorm excepted); ``pruned`` only the pruned
             layers and the dense head, so the layers left dense keep their pretrained weights.
+        method: ``magnitude`` (tfmot's prune_low_magnitude during fine-tuning) or ``obs`` (one-shot
+            layer-wise reconstruction on train images, :mod:`edgecnn.prune_obs`).
+        obs_copies: with ``obs``, augmented copies of the train images added to the calibration rows.
 
     Returns:
         The pruning report (also in ``out/run.json`` under ``pruning``).
@@ -148,10 +163,14 @@ def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial",
     from edgecnn.rundir import load_run
 
     started = time.perf_counter()
+    if method not in METHODS:
+        raise EdgecnnError(f"--method '{method}' is not one of {', '.join(METHODS)}.")
+    epochs = DEFAULT_EPOCHS[method] if epochs is None else epochs
     if not 0.0 < sparsity < 1.0:
         raise EdgecnnError(f"--sparsity {sparsity} must be between 0 and 1 (e.g. 0.5 for half the weights).")
-    if epochs < 1:
-        raise EdgecnnError(f"--epochs {epochs}: pruning needs at least 1 epoch of fine-tuning.")
+    if epochs < (1 if method == "magnitude" else 0):
+        raise EdgecnnError(f"--epochs {epochs}: magnitude pruning needs at least 1 epoch of fine-tuning "
+                           "(or use --method obs, which needs none).")
     if not 0.0 <= label_weight <= 1.0:
         raise EdgecnnError(f"--label-weight {label_weight} must be between 0 (only the unpruned model's "
                            "probabilities) and 1 (only the labels).")
@@ -160,6 +179,12 @@ def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial",
         raise EdgecnnError(f"--allocation '{allocation}' is not one of {', '.join(ALLOCATIONS)}.")
     if allocation == "sensitivity" and mbn:
         raise EdgecnnError("--allocation sensitivity sets a sparsity per layer; --m-by-n fixes it at M/N. Use one.")
+    if method == "obs" and mbn:
+        raise EdgecnnError("--m-by-n is tfmot's structured pruning; use it with --method magnitude.")
+    if method == "magnitude" and include_depthwise:
+        # tfmot registers DepthwiseConv2D with no prunable weight: wrapping it would prune nothing
+        raise EdgecnnError("--include-depthwise: tfmot does not prune DepthwiseConv2D kernels; use --method obs, "
+                           "which does.")
     run = load_run(run_dir)
     if run.get("qat"):
         raise RunError(f"'{run_dir}' is a QAT run; prune the float run first, then run `edgecnn qat` on the pruned "
@@ -172,42 +197,74 @@ def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial",
               "weights_gzip_bytes": retrain.weights_gzip_bytes(model)}
 
     steps_per_epoch = -(-len(train[1]) // batch_size)
-    sched, sched_info = make_schedule(schedule, sparsity, steps_per_epoch * epochs, steps_per_epoch)
-    teacher = load_run_model(run) if distill else None
-    alloc, schedules = None, None
+    total_steps = steps_per_epoch * epochs
+    candidates = prunable_names(model, exclude, include_depthwise, min_params)
+    if not candidates:
+        raise EdgecnnError(f"no layer to prune: every Conv2D/Dense layer matches --exclude {list(exclude)} or has "
+                           f"fewer than --min-params {min_params} weights. Exclude fewer layers.")
+    alloc, variants = None, None
+    per_layer = {name: sparsity for name in candidates}
+    if method == "obs":
+        from edgecnn import prune_obs
+
+        images = prune_obs.calibration_images(train[0], obs_copies, seed)
+        variants = lambda name, levels: prune_obs.level_weights(model, name, images, levels)  # noqa: E731
     if allocation == "sensitivity":
         from edgecnn.prune_alloc import sensitivity_sparsity
 
-        candidates = prunable_names(model, exclude, include_depthwise, min_params)
-        alloc = sensitivity_sparsity(model, candidates, train[0][::max(1, len(train[0]) // 128)], sparsity)
-        schedules = {name: make_schedule(schedule, s, steps_per_epoch * epochs, steps_per_epoch)[0]
-                     for name, s in alloc["per_layer"].items()}
-    pruned, names = wrap_for_pruning(model, sched, exclude, include_depthwise, mbn, min_params, schedules)
-    retrain.freeze_batchnorm(pruned)
-    if train_layers == "pruned":
-        for layer in pruned.layers:
-            keep = type(layer).__name__ == "PruneLowMagnitude" or isinstance(layer, keras.layers.Dense)
-            if not keep and layer.trainable_weights:
-                layer.trainable = False
-    elif train_layers != "all":
-        raise EdgecnnError(f"--train-layers '{train_layers}' is not one of all, pruned.")
-    history = retrain.fit(pruned, train, val, labels, epochs, lr, batch_size, seed, augment,
-                          callbacks=[tfmot().sparsity.keras.UpdatePruningStep()], verbose=verbose, phase="prune",
-                          teacher=teacher, label_weight=label_weight)
-    stripped = tfmot().sparsity.keras.strip_pruning(pruned)
+        alloc = sensitivity_sparsity(model, candidates, train[0][::max(1, len(train[0]) // 128)], sparsity,
+                                     variants=variants)
+        per_layer = alloc["per_layer"]
+    obs_info, source = None, model
+    if method == "obs":
+        source, obs_layers = prune_obs.obs_prune(model, per_layer, images,
+                                                 progress=_echo if verbose else None)
+        obs_info = dict(prune_obs.describe(len(images), obs_copies), layers=obs_layers)
+        # fine-tuning (if any) keeps the reconstruction's zeros: the mask is computed once, at step 0
+        per_layer = {name: entry["sparsity"] for name, entry in obs_layers.items()}
+        sched_info = {"kind": "fixed_mask" if epochs else "none", "epochs": epochs}
+        sched = None
+        schedules = {name: fixed_mask_schedule(s) for name, s in per_layer.items()}
+    else:
+        sched, sched_info = make_schedule(schedule, sparsity, total_steps, steps_per_epoch)
+        schedules = {name: make_schedule(schedule, s, total_steps, steps_per_epoch)[0]
+                     for name, s in per_layer.items()} if alloc else None
+    history = []
+    if epochs > 0:
+        teacher = load_run_model(run) if distill else None
+        # tfmot cannot wrap DepthwiseConv2D: after obs, those kernels stay frozen so their zeros stay
+        pruned, names = wrap_for_pruning(source, sched, exclude, False, mbn, min_params, schedules)
+        retrain.freeze_batchnorm(pruned)
+        for name in set(candidates) - set(names):
+            pruned.get_layer(name).trainable = False
+        names = list(candidates)
+        if train_layers == "pruned":
+            for layer in pruned.layers:
+                keep = type(layer).__name__ == "PruneLowMagnitude" or isinstance(layer, keras.layers.Dense)
+                if not keep and layer.trainable_weights:
+                    layer.trainable = False
+        elif train_layers != "all":
+            raise EdgecnnError(f"--train-layers '{train_layers}' is not one of all, pruned.")
+        history = retrain.fit(pruned, train, val, labels, epochs, lr, batch_size, seed, augment,
+                              callbacks=[tfmot().sparsity.keras.UpdatePruningStep()], verbose=verbose,
+                              phase="prune", teacher=teacher, label_weight=label_weight)
+        stripped = tfmot().sparsity.keras.strip_pruning(pruned)
+    else:
+        stripped, names = source, candidates
     report = sparsity_report(stripped, names, mbn)
     metrics = {"val": retrain.evaluate(stripped, *val, labels) if val else None}
     if test is not None:
         metrics["test"] = retrain.evaluate(stripped, *test, labels)
     after = {"val": metrics["val"], "weights_gzip_bytes": retrain.weights_gzip_bytes(stripped)}
     details = {
+        "method": method,
         "target_sparsity": 0.5 if mbn else sparsity,
         "m_by_n": list(mbn) if mbn else None,
         "schedule": sched_info,
         "epochs": epochs, "lr": lr, "batch_size": batch_size, "augment": augment, "seed": seed,
         "exclude": list(exclude), "include_depthwise": include_depthwise, "min_params": min_params,
         "distill": distill, "label_weight": label_weight if distill else 1.0, "train_layers": train_layers,
-        "allocation": allocation, "sensitivity": alloc,
+        "allocation": allocation, "sensitivity": alloc, "obs": obs_info,
         "sparsity": report,
         "val_accuracy_before": before["val"]["accuracy"] if before["val"] else None,
         "val_accuracy_after": after["val"]["accuracy"] if after["val"] else None,
@@ -217,6 +274,12 @@ def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial",
     metrics["pruning"] = {k: details[k] for k in ("val_accuracy_before", "val_accuracy_after")}
     retrain.write_child(out, stripped, run, "pruning", details, history, metrics, started)
     return dict(details, run_dir=str(out))
+
+
+def _echo(line: str) -> None:
+    import sys
+
+    print(line, file=sys.stderr, flush=True)
 
 
 def format_summary(result: dict) -> str:

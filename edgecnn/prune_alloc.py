@@ -3,7 +3,8 @@
 Uniform sparsity removes the same share of every pruned kernel, but layers differ: on a
 pretrained MobileNet the last pointwise layers hold most of the weights and carry the task, while
 middle layers tolerate far more zeros. Here each candidate layer is pruned alone, one-shot, by
-magnitude, at a few levels; the damage is the KL divergence of the model's outputs from the
+magnitude (or by OBS reconstruction for ``--method obs``, which tolerates different levels), at a
+few levels; the damage is the KL divergence of the model's outputs from the
 unpruned model's on training images (no labels, never val). A greedy pass then raises, step by
 step, the level of the layer whose next step costs the least damage per added zero, until the
 layers hold as many zeros as the uniform target would: the same size on disk, spread where it
@@ -43,8 +44,12 @@ def magnitude_mask(kernel: np.ndarray, sparsity: float) -> np.ndarray:
 
 
 def layer_damage(model, names: Sequence[str], x: np.ndarray, levels: Sequence[float],
-                 batch_size: int = 32) -> Dict[str, Dict[float, float]]:
+                 batch_size: int = 32, variants=None) -> Dict[str, Dict[float, float]]:
     """KL damage of pruning each layer alone at each level: ``{layer: {level: kl}}``.
+
+    Args:
+        variants: ``variants(name, levels) -> {level: {layer name: weights}}``, the weights that
+            prune ``name`` at each level (OBS also moves a BatchNorm mean); default magnitude pruning.
 
     The model's weights are restored after each measurement.
     """
@@ -52,16 +57,23 @@ def layer_damage(model, names: Sequence[str], x: np.ndarray, levels: Sequence[fl
     reference = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
     damage = {}
     for name in names:
-        layer = model.get_layer(name)
-        weights = layer.get_weights()
+        if variants is None:
+            weights = model.get_layer(name).get_weights()
+            options = {level: {name: [magnitude_mask(weights[0], level)] + weights[1:]} for level in levels}
+        else:
+            options = variants(name, levels)
+        touched = {t for option in options.values() for t in option}
+        saved = {t: model.get_layer(t).get_weights() for t in touched}
         damage[name] = {}
         try:
-            for level in levels:
-                layer.set_weights([magnitude_mask(weights[0], level)] + weights[1:])
+            for level, option in options.items():
+                for target, weights in option.items():
+                    model.get_layer(target).set_weights(weights)
                 probs = model.predict(x, batch_size=batch_size, verbose=0)
                 damage[name][float(level)] = kl_divergence(reference, probs)
         finally:
-            layer.set_weights(weights)
+            for target, weights in saved.items():
+                model.get_layer(target).set_weights(weights)
     return damage
 
 
@@ -95,7 +107,7 @@ def allocate(damage: Dict[str, Dict[float, float]], params: Dict[str, int], targ
     return {name: float(levels[name][at[name]]) for name in damage}
 
 
-def sensitivity_sparsity(model, names: Sequence[str], x: np.ndarray, target: float) -> dict:
+def sensitivity_sparsity(model, names: Sequence[str], x: np.ndarray, target: float, variants=None) -> dict:
     """``{"per_layer": {layer: sparsity}, "damage": {layer: {level: kl}}, "target", "images"}``.
 
     Args:
@@ -103,9 +115,12 @@ def sensitivity_sparsity(model, names: Sequence[str], x: np.ndarray, target: flo
         names: the layers to be pruned.
         x: training images (uint8 or float pixels) the damage is measured on.
         target: the uniform sparsity whose number of zeros the allocation keeps.
+        variants: how a layer is pruned at each level (see :func:`layer_damage`); magnitude by default,
+            :func:`edgecnn.prune_obs.level_weights` for ``--method obs``.
     """
-    damage = layer_damage(model, names, x, levels_for(target))
+    damage = layer_damage(model, names, x, levels_for(target), variants=variants)
     params = {n: int(np.prod(model.get_layer(n).get_weights()[0].shape)) for n in names}
     per_layer = allocate(damage, params, target)
     return {"per_layer": per_layer, "target": target, "images": int(len(x)),
+            "pruner": "magnitude" if variants is None else "obs",
             "damage": {n: {str(k): round(v, 6) for k, v in d.items()} for n, d in damage.items()}}

@@ -38,3 +38,30 @@ def test_bias_correction_brings_int8_closer_to_float(hymenoptera_run, tmp_path):
     assert corrected["metrics"]["mean_abs_score_diff"] < 0.8 * plain["metrics"]["mean_abs_score_diff"]
     assert corrected["metrics"]["top1_agreement"] >= plain["metrics"]["top1_agreement"] - 0.01
     assert corrected["model"]["tflite_report"]["ops"] == plain["model"]["tflite_report"]["ops"]  # same graph
+
+
+def test_obs_pruning_keeps_the_pretrained_features(hymenoptera_run):
+    """`prune --method obs` on the real pretrained MobileNet v1: the two largest pointwise layers
+    (393k of 830k weights) at 50%, no training. Measured: KL from the float model on val 0.0045 vs
+    0.34 for magnitude pruning of the same layers, 5 of 153 predictions changed vs 44."""
+    import numpy as np
+
+    from edgecnn import retrain
+    from edgecnn.prune_alloc import kl_divergence, magnitude_mask
+    from edgecnn.prune_obs import calibration_images, obs_prune
+
+    model, (train, val, _) = retrain.load_parent(load_run(hymenoptera_run))
+    layers = {"conv_pw_12": 0.5, "conv_pw_13": 0.5}
+    pruned, report = obs_prune(model, layers, calibration_images(train[0], copies=1))
+    assert all(0.499 <= report[n]["sparsity"] <= 0.51 and report[n]["intercept"] == "bn" for n in layers)
+    x = val[0].astype(np.float32)
+    reference = model.predict(x, verbose=0)
+    obs = pruned.predict(x, verbose=0)
+    for name in layers:
+        weights = model.get_layer(name).get_weights()
+        model.get_layer(name).set_weights([magnitude_mask(weights[0], 0.5)] + weights[1:])
+    magnitude = model.predict(x, verbose=0)
+    kl_obs, kl_mag = kl_divergence(reference, obs), kl_divergence(reference, magnitude)
+    flips_obs = int(np.sum(obs.argmax(1) != reference.argmax(1)))
+    flips_mag = int(np.sum(magnitude.argmax(1) != reference.argmax(1)))
+    assert kl_obs < 0.05 * kl_mag and 4 * flips_obs < flips_mag, (kl_obs, kl_mag, flips_obs, flips_mag)

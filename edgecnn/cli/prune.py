@@ -13,6 +13,9 @@ from edgecnn.cli.common import emit, output_options, verbosity
 @click.option("--method", type=click.Choice(["magnitude", "obs"]), default="magnitude", show_default=True,
               help="magnitude: tfmot pruning during fine-tuning; obs: one-shot layer-wise reconstruction on train "
                    "images (Optimal Brain Surgeon, no training needed; best with few images).")
+@click.option("--obs-copies", type=click.IntRange(0, 16), default=4, show_default=True,
+              help="With --method obs: augmented copies of the train images added to the calibration rows "
+                   "(besides the images and their mirror images).")
 @click.option("--schedule", type=click.Choice(["polynomial", "constant"]), default="polynomial", show_default=True,
               help="polynomial: 0 -> sparsity over the first 60% of fine-tuning; constant: from step 0.")
 @click.option("--epochs", type=int, default=None,
@@ -36,7 +39,7 @@ from edgecnn.cli.common import emit, output_options, verbosity
               help="Fine-tune every layer, or only the pruned layers and the dense head.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @output_options
-def prune(run_dir, out, sparsity, method, schedule, epochs, lr, batch_size, exclude, min_params, include_depthwise, m_by_n,
+def prune(run_dir, out, sparsity, method, obs_copies, schedule, epochs, lr, batch_size, exclude, min_params, include_depthwise, m_by_n,
           augment, distill, allocation, label_weight, train_layers, seed, quiet, as_json):
     """Prune RUN_DIR's model (magnitude with fine-tuning, or one-shot OBS); save it as a new run in --out."""
     from edgecnn.prune import format_summary, prune_run
@@ -44,6 +47,6 @@ def prune(run_dir, out, sparsity, method, schedule, epochs, lr, batch_size, excl
     result = prune_run(run_dir, out, sparsity=sparsity, schedule=schedule, epochs=epochs, lr=lr,
                        batch_size=batch_size, exclude=exclude, include_depthwise=include_depthwise, m_by_n=m_by_n,
                        augment=augment, distill=distill, min_params=min_params, train_layers=train_layers, seed=seed,
-                       label_weight=label_weight, allocation=allocation, method=method,
+                       label_weight=label_weight, allocation=allocation, method=method, obs_copies=obs_copies,
                        verbose=verbosity(quiet, as_json))
     emit(result, as_json, quiet, lambda: format_summary(result))

@@ -285,8 +285,11 @@ def _echo(line: str) -> None:
 def format_summary(result: dict) -> str:
     """Human summary of a pruning report."""
     rep = result["sparsity"]
-    lines = [f"Pruned run {result['run_dir']}: {len(rep['layers'])} layers, sparsity {rep['pruned_sparsity']:.3f} "
-             f"of pruned kernels, {rep['overall_sparsity']:.3f} of all weights"]
+    how = result.get("method", "magnitude")
+    epochs = result["epochs"]
+    how += f", {epochs} epoch{'' if epochs == 1 else 's'}" if epochs or how == "magnitude" else ", one shot"
+    lines = [f"Pruned run {result['run_dir']} ({how}): {len(rep['layers'])} layers, sparsity "
+             f"{rep['pruned_sparsity']:.3f} of pruned kernels, {rep['overall_sparsity']:.3f} of all weights"]
     for name, entry in rep["layers"].items():
         extra = "" if entry.get("m_by_n_ok") is None else f"  {result['m_by_n'][0]}:{result['m_by_n'][1]} " \
                                                             f"{'ok' if entry['m_by_n_ok'] else 'NOT met'}"

@@ -105,6 +105,9 @@ def test_obs_prunes_every_layer_kind_without_training(obs_report, mini_run):
     obs = report["obs"]
     assert obs["layers"]["pw2"]["intercept"] == "bn" and obs["layers"]["conv3"]["intercept"] == "bias"
     assert obs["calibration_images"] == obs["layers"]["pw2"]["rows"] > 0
+    from edgecnn.prune import format_summary
+
+    assert format_summary(report).startswith(f"Pruned run {out} (obs, one shot): 5 layers, sparsity ")
     # BatchNorm moving means moved by the fitted intercepts; the parent is untouched
     parent = load_classifier(mini_run / "model.keras")
     assert not np.allclose(parent.get_layer("pw2_bn").get_weights()[2], child.get_layer("pw2_bn").get_weights()[2])

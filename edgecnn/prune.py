@@ -220,7 +220,7 @@ def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial",
         source, obs_layers = prune_obs.obs_prune(model, per_layer, images,
                                                  progress=_echo if verbose else None)
         obs_info = dict(prune_obs.describe(len(images), obs_copies), layers=obs_layers)
-        # fine-tuning (if any) keeps the reconstruction's zeros: the mask is computed once, at step 0
+        # fine-tuning (if any) keeps the reconstruction's zeros: tfmot computes the mask once, before any step
         per_layer = {name: entry["sparsity"] for name, entry in obs_layers.items()}
         sched_info = {"kind": "fixed_mask" if epochs else "none", "epochs": epochs}
         sched = None

@@ -4,8 +4,9 @@ Data: hymenoptera (``SHARED/datasets/hymenoptera``; val 153 images) and the pret
 v1 0.5/160 base (``SHARED/models/pretrained``), from ``--shared`` (default ../shared). One run:
 
 1. ``finetune``: the head on the frozen pretrained base (15 epochs, as the tests' hymenoptera_run);
-2. ``convert`` to float32, float16 and int8 (plain PTQ, 100 calibration images from train);
-   accuracies on the whole val split with the LiteRT interpreter;
+2. ``convert`` to float32, float16 and int8 (100 calibration images from train; int8 with
+   ``convert``'s default bias correction, and plain PTQ beside it); accuracies on the whole val
+   split with the LiteRT interpreter;
 3. ``prune`` 50% with ``--method obs`` (one-shot Optimal Brain Surgeon reconstruction on the train
    images, mirrored and augmented; no fine-tuning) and per-layer sparsity from OBS damage on train
    images (``--allocation sensitivity``: the same number of zeros as 50% everywhere), kernels of at
@@ -23,7 +24,8 @@ Prints progress on stderr and one JSON object as the last line of stdout, with t
 ``pruned_int8_acc``, ``pruned_drop_pp`` (goal <= 1.0), ``int8_over_float32_tflite_speedup``,
 ``tflite_int8_over_keras_speedup`` (no goal: on x86 without VNNI int8 can be slower than float32).
 
-Usage: ``python benchmarks/compression.py [--shared DIR] [--work DIR] [--prune-method magnitude] [--allocation uniform]``
+Usage: ``python benchmarks/compression.py [--shared DIR] [--work DIR] [--prune-method magnitude]
+[--allocation uniform]``
 """
 
 import argparse
@@ -108,7 +110,7 @@ def main(argv=None):
     log(f"prune 50% ({args.prune_method}, {args.allocation} allocation, {epochs} epochs of fine-tuning)")
     pruned = prune_run(run_dir, work / "run_pruned", sparsity=0.5, epochs=epochs, lr=args.prune_lr,
                        min_params=args.min_params, train_layers=args.prune_train_layers, allocation=args.allocation,
-                       method=args.prune_method, verbose=1)
+                       method=args.prune_method, verbose=1, progress=log)
     pruned_seconds = time.perf_counter() - t_prune
     log("convert the pruned run --int8")
     pruned_bundle = convert_run(work / "run_pruned", work / "bundle_pruned_int8", eval_size=None, golden=1)

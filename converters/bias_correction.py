@@ -27,14 +27,6 @@ def rounding_error(kernel: np.ndarray, depthwise: bool) -> np.ndarray:
     return (np.round(kernel / safe) * safe - kernel).astype(np.float32)
 
 
-def _followed_by_batchnorm(layer, keras):
-    nodes = layer.outbound_nodes
-    if len(nodes) != 1:
-        return None
-    nxt = nodes[0].outbound_layer
-    return nxt if isinstance(nxt, keras.layers.BatchNormalization) else None
-
-
 def bias_correct(model, images: np.ndarray, batch_size: int = 16):
     """A copy of ``model`` whose biases pre-compensate the mean shift of int8 weight rounding.
 
@@ -45,6 +37,7 @@ def bias_correct(model, images: np.ndarray, batch_size: int = 16):
     Returns:
         ``(corrected_model, report)``; ``report`` lists per layer the largest absolute shift removed.
     """
+    from edgecnn.models import next_batchnorm
     from edgecnn.tf import keras
 
     corrected = keras.models.clone_model(model)
@@ -53,7 +46,7 @@ def bias_correct(model, images: np.ndarray, batch_size: int = 16):
     for layer in corrected.layers:
         if type(layer) not in (keras.layers.Conv2D, keras.layers.DepthwiseConv2D):
             continue
-        bn = _followed_by_batchnorm(layer, keras)
+        bn = next_batchnorm(corrected, layer)
         if (bn is not None and bn.center) or (bn is None and layer.use_bias):
             targets.append((layer, bn))
     if not targets:

@@ -139,6 +139,20 @@ def build_classifier(num_classes: int, backbone: str = "mobilenet_v2", input_siz
     return model, config
 
 
+def next_batchnorm(model, layer):
+    """The BatchNormalization that alone consumes ``layer``'s output in ``model``, or None.
+
+    Only for a layer without an activation of its own, so a shift of its output is a shift of the
+    BatchNorm's input: the converter folds such a BatchNorm into the layer's kernel, and bias
+    correction and OBS pruning put their per-channel offsets into it.
+    """
+    consumers = [node.outbound_layer for node in layer.outbound_nodes if node.outbound_layer in model.layers]
+    if len(consumers) == 1 and isinstance(consumers[0], keras.layers.BatchNormalization) \
+            and getattr(layer, "activation", None) in (None, keras.activations.linear):
+        return consumers[0]
+    return None
+
+
 def feature_extractor(model):
     """The frozen part of a classifier: raw pixels in, pooled features out (shares weights)."""
     return keras.Model(model.input, model.get_layer(POOL_LAYER).output, name="features")

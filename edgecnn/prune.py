@@ -9,7 +9,7 @@ frozen. ``strip_pruning`` then leaves a normal model whose zeros survive convers
 
 import fnmatch
 import time
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import numpy as np
 
@@ -69,10 +69,14 @@ def fixed_mask_schedule(sparsity: float):
 
 
 def prunable_names(model, exclude: Sequence[str] = (), include_depthwise: bool = False, min_params: int = 0):
-    """Names of the layers ``wrap_for_pruning`` wraps."""
-    return [layer.name for layer in model.layers
-            if _prunable(layer, include_depthwise) and not any(fnmatch.fnmatchcase(layer.name, p) for p in exclude)
-            and int(np.prod(layer.get_weights()[0].shape)) >= min_params]
+    """Names of the layers to prune (those ``wrap_for_pruning`` wraps); an error when there are none."""
+    names = [layer.name for layer in model.layers
+             if _prunable(layer, include_depthwise) and not any(fnmatch.fnmatchcase(layer.name, p) for p in exclude)
+             and int(np.prod(layer.get_weights()[0].shape)) >= min_params]
+    if not names:
+        raise EdgecnnError(f"no layer to prune: every Conv2D/Dense layer matches --exclude {list(exclude)} or has "
+                           f"fewer than --min-params {min_params} weights. Exclude fewer layers.")
+    return names
 
 
 def wrap_for_pruning(model, schedule, exclude: Sequence[str] = (), include_depthwise: bool = False,
@@ -94,9 +98,6 @@ def wrap_for_pruning(model, schedule, exclude: Sequence[str] = (), include_depth
         return layer  # reused as is (same weights)
 
     pruned = keras.models.clone_model(model, clone_function=clone)
-    if not wrapped:
-        raise EdgecnnError(f"no layer to prune: every Conv2D/Dense layer matches --exclude {list(exclude)} or has "
-                           f"fewer than --min-params {min_params} weights. Exclude fewer layers.")
     return pruned, wrapped
 
 
@@ -128,7 +129,8 @@ def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial",
               lr: float = 3e-5, batch_size: int = 32, exclude: Sequence[str] = (), include_depthwise: bool = False,
               m_by_n: Optional[str] = None, augment: str = "light", distill: bool = True, min_params: int = 0,
               train_layers: str = "all", seed: int = 0, verbose: int = 0, label_weight: float = 0.5,
-              allocation: str = "uniform", method: str = "magnitude", obs_copies: int = 4) -> dict:
+              allocation: str = "uniform", method: str = "magnitude", obs_copies: int = 4,
+              progress: Optional[Callable[[str], None]] = None) -> dict:
     """Prune RUN_DIR's model to ``sparsity`` and save it as RUN_DIR ``out``.
 
     Args:
@@ -154,6 +156,7 @@ def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial",
         method: ``magnitude`` (tfmot's prune_low_magnitude during fine-tuning) or ``obs`` (one-shot
             layer-wise reconstruction on train images, :mod:`edgecnn.prune_obs`).
         obs_copies: with ``obs``, augmented copies of the train images added to the calibration rows.
+        progress: called with a line per layer pruned by ``obs`` (the CLI prints them on stderr).
 
     Returns:
         The pruning report (also in ``out/run.json`` under ``pruning``).
@@ -199,9 +202,6 @@ def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial",
     steps_per_epoch = -(-len(train[1]) // batch_size)
     total_steps = steps_per_epoch * epochs
     candidates = prunable_names(model, exclude, include_depthwise, min_params)
-    if not candidates:
-        raise EdgecnnError(f"no layer to prune: every Conv2D/Dense layer matches --exclude {list(exclude)} or has "
-                           f"fewer than --min-params {min_params} weights. Exclude fewer layers.")
     alloc, variants = None, None
     per_layer = {name: sparsity for name in candidates}
     if method == "obs":
@@ -212,19 +212,17 @@ def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial",
     if allocation == "sensitivity":
         from edgecnn.prune_alloc import sensitivity_sparsity
 
-        alloc = sensitivity_sparsity(model, candidates, train[0][::max(1, len(train[0]) // 128)], sparsity,
-                                     variants=variants)
+        alloc = dict(sensitivity_sparsity(model, candidates, train[0][::max(1, len(train[0]) // 128)], sparsity,
+                                          variants=variants), pruner=method)
         per_layer = alloc["per_layer"]
     obs_info, source = None, model
     if method == "obs":
-        source, obs_layers = prune_obs.obs_prune(model, per_layer, images,
-                                                 progress=_echo if verbose else None)
+        source, obs_layers = prune_obs.obs_prune(model, per_layer, images, progress=progress)
         obs_info = dict(prune_obs.describe(len(images), obs_copies), layers=obs_layers)
-        # fine-tuning (if any) keeps the reconstruction's zeros: tfmot computes the mask once, before any step
-        per_layer = {name: entry["sparsity"] for name, entry in obs_layers.items()}
         sched_info = {"kind": "fixed_mask" if epochs else "none", "epochs": epochs}
-        sched = None
-        schedules = {name: fixed_mask_schedule(s) for name, s in per_layer.items()}
+        if epochs > 0:  # fine-tuning keeps the reconstruction's zeros: tfmot computes the mask once
+            sched = None
+            schedules = {name: fixed_mask_schedule(entry["sparsity"]) for name, entry in obs_layers.items()}
     else:
         sched, sched_info = make_schedule(schedule, sparsity, total_steps, steps_per_epoch)
         schedules = {name: make_schedule(schedule, s, total_steps, steps_per_epoch)[0]
@@ -276,17 +274,10 @@ def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial",
     return dict(details, run_dir=str(out))
 
 
-def _echo(line: str) -> None:
-    import sys
-
-    print(line, file=sys.stderr, flush=True)
-
-
 def format_summary(result: dict) -> str:
     """Human summary of a pruning report."""
     rep = result["sparsity"]
-    how = result.get("method", "magnitude")
-    epochs = result["epochs"]
+    how, epochs = result["method"], result["epochs"]
     how += f", {epochs} epoch{'' if epochs == 1 else 's'}" if epochs or how == "magnitude" else ", one shot"
     lines = [f"Pruned run {result['run_dir']} ({how}): {len(rep['layers'])} layers, sparsity "
              f"{rep['pruned_sparsity']:.3f} of pruned kernels, {rep['overall_sparsity']:.3f} of all weights"]

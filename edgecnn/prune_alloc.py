@@ -43,6 +43,14 @@ def magnitude_mask(kernel: np.ndarray, sparsity: float) -> np.ndarray:
     return out
 
 
+def _magnitude_variants(model):
+    """``variants`` for magnitude pruning: the layer's kernel masked at each level, the rest as is."""
+    def variants(name, levels):
+        weights = model.get_layer(name).get_weights()
+        return {level: {name: [magnitude_mask(weights[0], level)] + weights[1:]} for level in levels}
+    return variants
+
+
 def layer_damage(model, names: Sequence[str], x: np.ndarray, levels: Sequence[float],
                  batch_size: int = 32, variants=None) -> Dict[str, Dict[float, float]]:
     """KL damage of pruning each layer alone at each level: ``{layer: {level: kl}}``.
@@ -57,11 +65,7 @@ def layer_damage(model, names: Sequence[str], x: np.ndarray, levels: Sequence[fl
     reference = np.asarray(model.predict(x, batch_size=batch_size, verbose=0))
     damage = {}
     for name in names:
-        if variants is None:
-            weights = model.get_layer(name).get_weights()
-            options = {level: {name: [magnitude_mask(weights[0], level)] + weights[1:]} for level in levels}
-        else:
-            options = variants(name, levels)
+        options = (variants or _magnitude_variants(model))(name, levels)
         touched = {t for option in options.values() for t in option}
         saved = {t: model.get_layer(t).get_weights() for t in touched}
         damage[name] = {}
@@ -122,5 +126,4 @@ def sensitivity_sparsity(model, names: Sequence[str], x: np.ndarray, target: flo
     params = {n: int(np.prod(model.get_layer(n).get_weights()[0].shape)) for n in names}
     per_layer = allocate(damage, params, target)
     return {"per_layer": per_layer, "target": target, "images": int(len(x)),
-            "pruner": "magnitude" if variants is None else "obs",
             "damage": {n: {str(k): round(v, 6) for k, v in d.items()} for n, d in damage.items()}}

@@ -86,11 +86,11 @@ def _rows(layer, inputs) -> np.ndarray:
 def _intercept_target(model, layer):
     """``("bn", layer)`` when a BatchNormalization alone consumes ``layer``, ``("bias", layer)`` when it
     has a bias, else None (no intercept is fitted)."""
-    consumers = [node.outbound_layer for node in getattr(layer, "_outbound_nodes", [])]
-    consumers = [c for c in consumers if c in model.layers]
-    if len(consumers) == 1 and isinstance(consumers[0], keras.layers.BatchNormalization) \
-            and getattr(layer, "activation", None) in (None, keras.activations.linear):
-        return "bn", consumers[0]
+    from edgecnn.models import next_batchnorm
+
+    bn = next_batchnorm(model, layer)
+    if bn is not None:
+        return "bn", bn
     if getattr(layer, "use_bias", False):
         return "bias", layer
     return None
@@ -99,20 +99,31 @@ def _intercept_target(model, layer):
 def _grams(dense_fn, work_fn, layer, images, intercept: bool):
     """``H = X_p^T X_p`` and ``G = X_p^T X_d`` over the calibration images (float64; per channel for
     depthwise), with a column of ones appended when ``intercept``."""
+    same = work_fn is dense_fn  # nothing before the layer is pruned (the sensitivity measurement)
     h = g = None
     for i in range(0, len(images), BATCH):
         batch = images[i:i + BATCH].astype(np.float32)
-        xd, xp = (_rows(layer, fn(batch, training=False)).astype(np.float64) for fn in (dense_fn, work_fn))
-        if intercept:
-            ones = np.ones(xd.shape[:-1] + (1,)) if xd.ndim == 2 else np.ones((xd.shape[0], 1, xd.shape[2]))
-            axis = -1 if xd.ndim == 2 else 1
-            xd, xp = np.concatenate([xd, ones], axis), np.concatenate([xp, ones], axis)
-        if xd.ndim == 2:
-            hb, gb = xp.T @ xp, xp.T @ xd
-        else:  # depthwise: one (k*k+1)^2 matrix per channel
-            hb, gb = np.einsum("nic,njc->cij", xp, xp), np.einsum("nic,njc->cij", xp, xd)
+        xd = _with_ones(_rows(layer, dense_fn(batch, training=False)), intercept)
+        xp = xd if same else _with_ones(_rows(layer, work_fn(batch, training=False)), intercept)
+        hb = _gram(xp, xp)
+        gb = hb if same else _gram(xp, xd)
         h, g = (hb, gb) if h is None else (h + hb, g + gb)
     return h, g
+
+
+def _gram(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a^T b``; for depthwise rows (N, k*k, C) one (k*k)^2 matrix per channel."""
+    return a.T @ b if a.ndim == 2 else np.einsum("nic,njc->cij", a, b)
+
+
+def _with_ones(rows: np.ndarray, intercept: bool) -> np.ndarray:
+    """float64 rows, with a column of ones appended (per channel for depthwise) when ``intercept``."""
+    rows = rows.astype(np.float64)
+    if not intercept:
+        return rows
+    if rows.ndim == 2:
+        return np.concatenate([rows, np.ones((len(rows), 1))], axis=1)
+    return np.concatenate([rows, np.ones((rows.shape[0], 1, rows.shape[2]))], axis=1)
 
 
 def _problem(dense, work, name: str, images: np.ndarray):
@@ -199,6 +210,6 @@ def obs_prune(model, per_layer: Dict[str, float], images: np.ndarray, damp: floa
 
 def describe(images: int, copies: int, damp: float = DAMP) -> dict:
     """What run.json records of the method."""
-    return {"method": "obs", "calibration": "train split, mirrored and light-augmented copies",
+    return {"calibration": "train split, mirrored and light-augmented copies",
             "calibration_images": int(images), "augmented_copies": int(copies), "damp": damp,
             "mask": "greedy OBS paths per output channel, global selection per layer"}

@@ -71,39 +71,34 @@ def solve(blocks, levels: Sequence[float], damp: float, intercept: bool, chunk: 
     Returns:
         ``{level: [(K_new, c)]}`` with c the fitted intercept per column (zeros without one).
     """
-    columns = []   # (block index, column, hd, target column)
-    prepared = []
+    d = blocks[0][2].shape[0]  # a layer's blocks share their size (one block, or one per depthwise channel)
+    columns = []   # (block index, column, inverse damped H, least-squares weights on the full support)
+    prepared = []  # (damped H, target G @ K) per block
     for b, (h, g, k) in enumerate(blocks):
-        d = k.shape[0]
         hd = h + damp * max(float(np.mean(np.diag(h)[:d])), 1e-12) * np.eye(h.shape[0])
         target = g @ (np.vstack([k, np.zeros((1, k.shape[1]))]) if intercept else k)
-        prepared.append((hd, target, d))
+        prepared.append((hd, target))
         inv = np.linalg.inv(hd)
         columns += [(b, j, inv, inv @ target[:, j]) for j in range(k.shape[1])]
-    d_max = max(d for _, _, d in prepared)
-    steps = min(d_max, int(np.ceil(min(1.0, max(levels) + 0.35) * d_max)))
+    steps = min(d, int(np.ceil(min(1.0, max(levels) + 0.35) * d)))
     orders, increments = [], []
     for i in range(0, len(columns), chunk):
         part = columns[i:i + chunk]
-        d = prepared[part[0][0]][2]
-        if any(prepared[b][2] != d for b, _, _, _ in part):
-            raise ValueError("columns of one chunk must share their size")
         hinv = np.stack([inv for _, _, inv, _ in part])
         w0 = np.stack([w for _, _, _, w in part])
-        order, loss = _paths(hinv, w0, d, min(steps, d), group=max(1, d // GROUP_DIVISOR))
+        order, loss = _paths(hinv, w0, d, steps, group=max(1, d // GROUP_DIVISOR))
         orders += list(order)
         increments += list(np.maximum.accumulate(np.nan_to_num(loss, nan=np.inf, posinf=np.inf), axis=1))
     total = sum(k.size for _, _, k in blocks)
-    values = np.concatenate(increments)
-    owner = np.concatenate([np.full(len(v), n) for n, v in enumerate(increments)])
-    position = np.concatenate([np.arange(len(v)) for v in increments])
-    ranked = np.lexsort((position, values))
+    values = np.stack(increments)                   # (columns, steps)
+    owner, position = (a.ravel() for a in np.indices(values.shape))
+    ranked = np.lexsort((position, values.ravel()))
     results = {}
     for level in levels:
         counts = np.bincount(owner[ranked[:int(round(level * total))]], minlength=len(columns))
         out = [(np.zeros(k.shape), np.zeros(k.shape[1])) for _, _, k in blocks]
         for n, (b, j, _, _) in enumerate(columns):
-            hd, target, d = prepared[b]
+            hd, target = prepared[b]
             keep = np.setdiff1d(np.arange(d), orders[n][:counts[n]])
             s_full = np.concatenate([keep, [d]]) if intercept else keep
             if len(s_full):

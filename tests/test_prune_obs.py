@@ -117,16 +117,13 @@ def test_obs_prunes_every_layer_kind_without_training(obs_report, mini_run):
 
 def test_obs_keeps_outputs_closer_than_magnitude(obs_report, mini_run):
     """Same layers, same sparsity, no training: OBS's outputs stay closer to the unpruned model's."""
-    from edgecnn.data import load_images
-    from edgecnn.converters.calibration import run_samples
+    from edgecnn import retrain
     from edgecnn.models import load_classifier
     from edgecnn.prune_alloc import kl_divergence, magnitude_mask
     from edgecnn.rundir import load_run
 
     out, report = obs_report
-    run = load_run(mini_run)
-    x, _ = load_images(run_samples(run, "val"), (32, 32))
-    x = x.astype(np.float32)
+    x = retrain.split_arrays(load_run(mini_run), "val")[0].astype(np.float32)
     parent, obs = load_classifier(mini_run / "model.keras"), load_classifier(out / "model.keras")
     reference = parent.predict(x, verbose=0)
     for name in report["sparsity"]["layers"]:

@@ -25,7 +25,8 @@ from edgecnn.cli.common import emit, output_options, verbosity
 @click.option("--exclude", multiple=True, help="Layer name pattern (fnmatch) to leave dense. Repeatable.")
 @click.option("--min-params", type=click.IntRange(0), default=0, show_default=True,
               help="Leave kernels with fewer weights dense.")
-@click.option("--include-depthwise", is_flag=True, help="Also prune DepthwiseConv2D kernels (--method obs; tfmot does not prune them).")
+@click.option("--include-depthwise", is_flag=True,
+              help="Also prune DepthwiseConv2D kernels (--method obs; tfmot does not prune them).")
 @click.option("--m-by-n", default=None, help="Structured sparsity M:N, e.g. 2:4 (Conv2D and Dense).")
 @click.option("--augment", type=click.Choice(["none", "light", "strong"]), default="light", show_default=True)
 @click.option("--distill/--no-distill", default=True, show_default=True,
@@ -39,8 +40,8 @@ from edgecnn.cli.common import emit, output_options, verbosity
               help="Fine-tune every layer, or only the pruned layers and the dense head.")
 @click.option("--seed", type=int, default=0, show_default=True)
 @output_options
-def prune(run_dir, out, sparsity, method, obs_copies, schedule, epochs, lr, batch_size, exclude, min_params, include_depthwise, m_by_n,
-          augment, distill, allocation, label_weight, train_layers, seed, quiet, as_json):
+def prune(run_dir, out, sparsity, method, obs_copies, schedule, epochs, lr, batch_size, exclude, min_params,
+          include_depthwise, m_by_n, augment, distill, allocation, label_weight, train_layers, seed, quiet, as_json):
     """Prune RUN_DIR's model (magnitude with fine-tuning, or one-shot OBS); save it as a new run in --out."""
     from edgecnn.prune import format_summary, prune_run
 
@@ -48,5 +49,6 @@ def prune(run_dir, out, sparsity, method, obs_copies, schedule, epochs, lr, batc
                        batch_size=batch_size, exclude=exclude, include_depthwise=include_depthwise, m_by_n=m_by_n,
                        augment=augment, distill=distill, min_params=min_params, train_layers=train_layers, seed=seed,
                        label_weight=label_weight, allocation=allocation, method=method, obs_copies=obs_copies,
-                       verbose=verbosity(quiet, as_json))
+                       verbose=verbosity(quiet, as_json),
+                       progress=None if (quiet or as_json) else (lambda msg: click.echo(msg, err=True)))
     emit(result, as_json, quiet, lambda: format_summary(result))

@@ -36,7 +36,9 @@ def test_remedy_keeps_the_bad_layer_in_float(broken):
     from edgecnn.converters.tflite import make_interpreter
 
     model, rep, val_x, val_y = broken
-    result = remedy_convert(model, rep, val_x, val_y, max_drop=2.0)
+    # 5 pp = 3 of 60 val images: training this tiny model is not bit-reproducible on CPU and one float
+    # layer sometimes loses 2 images (at 2 pp the test failed about 1 run in 3 when run alone)
+    result = remedy_convert(model, rep, val_x, val_y, max_drop=5.0)
     names = [a["name"] for a in result["attempts"]]
     assert names[0] == "ptq" and result["attempts"][0]["drop_pp"] > 10
     assert result["within"] and result["chosen"] == "ptq_float_1"

@@ -108,10 +108,14 @@ def test_the_same_frame_repeated_counts_as_a_stall():
     cap = Capture(lambda: FakeCamera(repeat_after=2), mode="live", stall_s=5, repeat_limit=10, backoff_s=0.01,
                   on_event=events.append).start()
     try:
-        assert _wait(lambda: cap.stats["repeats"] >= 1)
+        # wait for the event itself: the reader counts the repeat before the supervisor reports it,
+        # so stopping as soon as the count moves could stop the supervisor before it speaks
+        assert _wait(lambda: any("same frame" in e.get("reason", "") for e in list(events)))
     finally:
         cap.stop()
-    assert any("same frame" in e.get("reason", "") for e in events)
+    assert cap.stats["repeats"] >= 1
+    lost = [e for e in events if e["event"] == "source_lost"]
+    assert lost[0]["reason"] == "same frame 11 times"  # repeat_limit=10 repeats after the first frame
 
 
 def test_exit_on_source_end_finishes_instead_of_reopening():

@@ -64,11 +64,12 @@ def accuracy(probs, y) -> float:
 
 
 def bench_base(backbone, alpha, size, dataset, weights_dir, max_drop, seed, epochs):
+    from edgecnn.converters.bias_correction import bias_correct
     from edgecnn.converters.calibration import stratified
-    from edgecnn.converters.remedy import keras_probs, qat_trainer, remedy_convert
+    from edgecnn.converters.remedy import qat_trainer, remedy_convert
     from edgecnn.converters.tflite import convert_model, predict_tflite
     from edgecnn.data import load_images
-    from edgecnn.models import build_classifier
+    from edgecnn.models import build_classifier, keras_probs
     from edgecnn.registry import get_backbone
 
     from edgecnn.tf import keras, tf
@@ -92,8 +93,6 @@ def bench_base(backbone, alpha, size, dataset, weights_dir, max_drop, seed, epoc
     float_acc = accuracy(keras_probs(model, test_x), test_y)
     ptq = convert_model(model, "int8", rep, io="uint8")
     ptq_acc = accuracy(predict_tflite(ptq, test_x), test_y)
-    from edgecnn.converters.bias_correction import bias_correct
-
     bc_acc = accuracy(predict_tflite(convert_model(bias_correct(model, rep)[0], "int8", rep, io="uint8"), test_x),
                       test_y)
     log(f"{backbone}: float {float_acc:.4f}, ptq {ptq_acc:.4f}, bias-corrected ptq {bc_acc:.4f} on {len(test_y)} "

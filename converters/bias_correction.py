@@ -37,11 +37,10 @@ def bias_correct(model, images: np.ndarray, batch_size: int = 16):
     Returns:
         ``(corrected_model, report)``; ``report`` lists per layer the largest absolute shift removed.
     """
-    from edgecnn.models import next_batchnorm
+    from edgecnn.models import copy_model, next_batchnorm
     from edgecnn.tf import keras
 
-    corrected = keras.models.clone_model(model)
-    corrected.set_weights(model.get_weights())
+    corrected = copy_model(model)
     targets = []
     for layer in corrected.layers:
         if type(layer) not in (keras.layers.Conv2D, keras.layers.DepthwiseConv2D):

@@ -143,7 +143,7 @@ def convert_run(run_dir, out, mode: str = "int8", io: str = "uint8", calibration
             samples, calib_info = draw_from_run(run, calibration_size, seed)
         representative, _ = load_images(samples, size, resize)
 
-    remedy = None
+    remedy, bias_info = None, None  # bias_info: int8 without the remedy (which tries both itself)
     if max_drop is not None and mode == "int8":
         from edgecnn.converters.remedy import remedy_for_run
 
@@ -158,7 +158,7 @@ def convert_run(run_dir, out, mode: str = "int8", io: str = "uint8", calibration
 
             converted, corrected = bias_correct(model, representative)
             bias_info = {"applied": True, "layers": len(corrected["layers"]), "images": corrected["images"]}
-        else:
+        elif mode == "int8":
             bias_info = {"applied": False, "why": "a QAT run" if run.get("qat") else "--no-bias-correction"}
         content = tflite.convert_model(converted, mode, representative, io)
     if remedy and remedy["float_layers"]:  # layers deliberately kept in float: the integer-only check cannot hold
@@ -211,7 +211,7 @@ def convert_run(run_dir, out, mode: str = "int8", io: str = "uint8", calibration
         "input_std": 1.0,
         "tflite_report": report,
     }
-    if remedy is None and mode == "int8":
+    if bias_info is not None:
         model_section["bias_correction"] = bias_info
     source = {
         "run_dir": run["run_dir"],

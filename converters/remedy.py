@@ -41,11 +41,6 @@ from edgecnn.errors import ConversionError
 FLOAT_LAYER_STEPS = (1, 2, 4, 8)
 
 
-def keras_probs(model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
-    """Softmax outputs of the float Keras model on uint8 pixels (the graph rescales itself)."""
-    return np.asarray(model.predict(np.asarray(images, dtype=np.float32), batch_size=batch_size, verbose=0))
-
-
 def _accuracy(probs, y) -> float:
     return float((np.asarray(probs).argmax(1) == np.asarray(y)).mean()) if len(y) else 0.0
 
@@ -103,6 +98,7 @@ def remedy_convert(model, representative: np.ndarray, val_x: np.ndarray, val_y: 
         model on val and ``fidelity_x``), ``within``, optionally ``error`` or ``skipped``.
     """
     from edgecnn.converters.tflite import convert_model, predict_tflite
+    from edgecnn.models import keras_probs
 
     if len(val_y) == 0:
         raise ConversionError("--max-drop needs validation images to measure the drop on; the run has none.")
@@ -217,12 +213,12 @@ def qat_trainer(train_x: np.ndarray, train_y: np.ndarray, epochs: int = 2, learn
     copied, never changed.
     """
     def train(model):
+        from edgecnn.models import copy_model
         from edgecnn.qat import quantize
         from edgecnn.tf import keras, tf
 
         tf.random.set_seed(seed)
-        base = keras.models.clone_model(model)  # tfmot wraps the layers it is given: work on a copy
-        base.set_weights(model.get_weights())
+        base = copy_model(model)  # tfmot wraps the layers it is given: work on a copy
         for layer in base.layers:
             if isinstance(layer, keras.layers.BatchNormalization):
                 layer.trainable = False

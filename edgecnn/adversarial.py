@@ -52,8 +52,10 @@ def fgsm_report(model, x_uint8: np.ndarray, y: np.ndarray, epsilons: Sequence[fl
     Returns:
         ``{"epsilons": [...], "accuracy": {name: [acc at epsilon 0, then each epsilon]}}``.
     """
+    from edgecnn.models import keras_probs
+
     y = np.asarray(y).astype(np.int64)
-    fns = {name: lambda x: model.predict(x.astype(np.float32), verbose=0)}
+    fns = {name: lambda x: keras_probs(model, x)}
     fns.update(predict_fns or {})
     acc = {key: [float(np.mean(np.argmax(fn(x_uint8), -1) == y))] for key, fn in fns.items()}
     for eps in epsilons:

@@ -143,6 +143,7 @@ def model_names(bundles: List[dict]) -> List[str]:
 def collect_probs(bundle_dirs: Sequence, run_dir, data=None, split: Optional[str] = None, progress=None) -> dict:
     """Run every model on the same images. Returns images, labels and ``probs`` (name -> N×C)."""
     from edgecnn.bundle import model_path
+    from edgecnn.models import keras_probs
     from edgecnn.qat import load_run_model
     from edgecnn.rundir import load_run
 
@@ -155,7 +156,7 @@ def collect_probs(bundle_dirs: Sequence, run_dir, data=None, split: Optional[str
     images = eval_images(run, size, resize, data, split)
     _log(progress, f"{len(images['y'])} images from {images['source']}")
     model = load_run_model(run)
-    probs = {FLOAT: np.asarray(model.predict(images["x"].astype(np.float32), batch_size=32, verbose=0))}
+    probs = {FLOAT: keras_probs(model, images["x"])}
     names = model_names(bundles)
     delegate, tpu_note = None, None
     if any(model_path(b["dir"], b["manifest"], edgetpu=True) for b in bundles):

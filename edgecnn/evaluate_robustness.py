@@ -19,8 +19,8 @@ DEFAULT_EPSILONS = (1.0, 2.0, 4.0, 8.0)  # pixel units out of 255
 def predictors(c: dict) -> Dict[str, Callable]:
     """The float model first (the reference), then each bundle's CPU model, by evaluate's names."""
     from edgecnn.bundle import model_path
-    from edgecnn.converters.remedy import keras_probs
     from edgecnn.evaluate import tflite_predictor
+    from edgecnn.models import keras_probs
 
     fns = {"float": lambda x: keras_probs(c["model"], x, batch_size=64)}
     for name, b in zip(c["names"], c["bundles"]):

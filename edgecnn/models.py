@@ -7,6 +7,8 @@ are called directly on our tensors instead of being wrapped as a sub-model.
 from pathlib import Path
 from typing import Optional
 
+import numpy as np
+
 from edgecnn.errors import ModelError
 from edgecnn.registry import Backbone, get_backbone, resolve_weights
 from edgecnn.tf import keras, tf
@@ -137,6 +139,19 @@ def build_classifier(num_classes: int, backbone: str = "mobilenet_v2", input_siz
         "pool_layer": POOL_LAYER,
     }
     return model, config
+
+
+def copy_model(model):
+    """An independent copy of ``model``: the same graph with its own weights (a change to one leaves
+    the other as it was)."""
+    copy = keras.models.clone_model(model)
+    copy.set_weights(model.get_weights())
+    return copy
+
+
+def keras_probs(model, images: np.ndarray, batch_size: int = 32) -> np.ndarray:
+    """Softmax outputs of a classifier built here on uint8 pixels (the graph rescales itself)."""
+    return np.asarray(model.predict(np.asarray(images, dtype=np.float32), batch_size=batch_size, verbose=0))
 
 
 def next_batchnorm(model, layer):

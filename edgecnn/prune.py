@@ -180,6 +180,8 @@ def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial",
     mbn = parse_m_by_n(m_by_n)
     if allocation not in ALLOCATIONS:
         raise EdgecnnError(f"--allocation '{allocation}' is not one of {', '.join(ALLOCATIONS)}.")
+    if train_layers not in ("all", "pruned"):
+        raise EdgecnnError(f"--train-layers '{train_layers}' is not one of all, pruned.")
     if allocation == "sensitivity" and mbn:
         raise EdgecnnError("--allocation sensitivity sets a sparsity per layer; --m-by-n fixes it at M/N. Use one.")
     if method == "obs" and mbn:
@@ -241,8 +243,6 @@ def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial",
                 keep = type(layer).__name__ == "PruneLowMagnitude" or isinstance(layer, keras.layers.Dense)
                 if not keep and layer.trainable_weights:
                     layer.trainable = False
-        elif train_layers != "all":
-            raise EdgecnnError(f"--train-layers '{train_layers}' is not one of all, pruned.")
         history = retrain.fit(pruned, train, val, labels, epochs, lr, batch_size, seed, augment,
                               callbacks=[tfmot().sparsity.keras.UpdatePruningStep()], verbose=verbose,
                               phase="prune", teacher=teacher, label_weight=label_weight)

@@ -194,8 +194,9 @@ def obs_prune(model, per_layer: Dict[str, float], images: np.ndarray, damp: floa
     Returns:
         ``(pruned_model, {layer: {"sparsity", "rows", "intercept"}})``.
     """
-    work = keras.models.clone_model(model)
-    work.set_weights(model.get_weights())
+    from edgecnn.models import copy_model
+
+    work = copy_model(model)
     order = [layer.name for layer in model.layers if layer.name in per_layer]
     missing = sorted(set(per_layer) - set(order))
     if missing:

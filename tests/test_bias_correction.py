@@ -37,7 +37,7 @@ def test_rounding_error_follows_tflite_per_channel_scheme():
 
 
 def test_bias_correction_cancels_the_int8_mean_shift():
-    from edgecnn.converters.tflite import convert_model, make_interpreter
+    from edgecnn.converters.tflite import convert_model, predict_tflite
 
     model = _biased_model()
     rng = np.random.default_rng(1)
@@ -45,15 +45,8 @@ def test_bias_correction_cancels_the_int8_mean_shift():
     test = rng.integers(0, 256, (200, 10, 10, 3)).astype(np.float32)
 
     def mean_error(m):
-        content = convert_model(m, "int8", calib, io="float32")
-        interp = make_interpreter(content)
-        inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
-        got = []
-        for x in test:
-            interp.set_tensor(inp["index"], x[None])
-            interp.invoke()
-            got.append(interp.get_tensor(out["index"])[0])
-        return (np.array(got) - model.predict(test, verbose=0)).mean(axis=0)  # against the ORIGINAL float model
+        got = predict_tflite(convert_model(m, "int8", calib, io="float32"), test.astype(np.uint8))
+        return (got - model.predict(test, verbose=0)).mean(axis=0)  # against the ORIGINAL float model
 
     corrected, report = bias_correct(model, calib)
     before, after = mean_error(model), mean_error(corrected)

@@ -13,7 +13,10 @@ import numpy as np
 
 from edgecnn import atomic
 
-def weights_for(params, weights):
+
+def weights_for(params, weights) -> str:
+    """What the trial's base loads: a file from a weights folder, ``imagenet``, or ``none``; it also
+    tags the cached base features."""
     from edgecnn.registry import get_backbone, resolve_weights
     from edgecnn.search.space import weights_dir, weights_file
 
@@ -28,6 +31,7 @@ def weights_for(params, weights):
 
 
 def build(params, num_classes, weights, seed):
+    """A fresh classifier for the trial's parameters, seeded (``(model, config)``)."""
     from edgecnn.models import build_classifier
     from edgecnn.tf import keras
 

@@ -97,3 +97,39 @@ def test_missing_space_file(tmp_path):
     with pytest.raises(SpaceError, match="does not exist"):
         read_space_file(tmp_path / "nope.json")
     assert json.dumps(build_space("none"))  # the default space is JSON-safe (stored in the study)
+
+
+def test_a_trial_that_never_beat_is_failed_and_the_search_goes_on(tmp_path):
+    """A worker killed between creating its trial and the first heartbeat leaves a RUNNING trial that
+    Optuna's fail_stale_trials never fails (it has no heartbeat): a resumed search waited for it for
+    ever. ``study.ask()`` makes exactly that trial (RUNNING, no heartbeat thread)."""
+    import threading
+    import time
+
+    from edgecnn.search import study as study_mod
+
+    storage = study_mod.open_storage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat=1)
+    study = study_mod.open_study(storage, "s", {"space": 1}, study_mod.make_sampler("random", 2, 0))
+    done = study.ask()
+    study.tell(done, [0.9, 1.0, 100.0])
+    dead = study.ask()  # the killed worker's trial
+
+    silent = study_mod.SilentTrials(study, storage)
+    assert silent.grace_s == 3 and silent.fail_dead() == 0  # first seen now: not yet
+    assert study_mod.counts(study)["running"] == 1
+
+    events = []
+    loop = threading.Thread(target=lambda: events.append(study_mod.run_workers_loop(
+        study, 2, lambda trial: (0.8, 2.0, 200.0), log=lambda event, **info: events.append((event, info)),
+        poll=0.2, storage=storage)), daemon=True)
+    started = time.monotonic()
+    loop.start()
+    loop.join(30)
+    assert not loop.is_alive(), "the search waited for a trial that can never finish"
+    assert time.monotonic() - started >= 3 - 0.5  # the grace period was respected
+    counts = events[-1]
+    assert counts["finished"] == 2 and counts["running"] == 0 and counts["failed"] == 1
+    frozen = study.trials[dead.number]
+    assert frozen.state.name == "FAIL" and frozen.user_attrs["error"] == "its worker stopped before the first heartbeat"
+    assert ("failed", {"trial": None, "error": "a RUNNING trial never recorded a heartbeat: its worker was stopped"}) \
+        in events

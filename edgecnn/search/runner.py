@@ -154,7 +154,8 @@ def search(data_dir, out, target: str = "host", max_latency_ms: float = 50.0, ma
         say(f"trial {c['finished']} of {trials} (#{trial.number}, {a.get('base')}): {what}; "
             f"{info.get('seconds', 0):.1f} s; {best_txt}")
 
-    counts = study_mod.run_workers_loop(the_study, trials, run_one, log=log, poll=min(2.0, heartbeat / 2))
+    counts = study_mod.run_workers_loop(the_study, trials, run_one, log=log, poll=min(2.0, heartbeat / 2),
+                                         storage=storage)
     result = write_outputs(the_study, out, budget, settings, url, trials)
     result["counts"] = counts
     result["seconds"] = time.time() - t_start

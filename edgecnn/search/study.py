@@ -4,7 +4,8 @@ The study lives in an Optuna RDB storage: ``sqlite:///SEARCH_DIR/study.db`` by d
 Optuna accepts (``postgresql://user:pass@host/db``, ``mysql+pymysql://...``), so workers on several
 machines share one study. Each worker runs the same loop:
 
-* stale trials (a killed worker's RUNNING trials, found by their missed heartbeats) are marked FAIL;
+* stale trials (a killed worker's RUNNING trials, found by their missed heartbeats) are marked FAIL,
+  and so are RUNNING trials that never recorded a heartbeat (see :class:`SilentTrials`);
 * finished trials (COMPLETE or PRUNED) count toward ``--trials N``: a killed and restarted search
   continues the same study (``load_if_exists``) and stops at N in total;
 * a trial is only run when fewer than N trials are finished or running; when a trial's number
@@ -177,16 +178,65 @@ def finished_trials(study):
     return study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))
 
 
-def run_workers_loop(study, n_trials: int, run_one: Callable, log: Callable = print, poll: float = 2.0):
+class SilentTrials:
+    """Marks FAIL the RUNNING trials that never recorded a heartbeat, once silent for the grace period.
+
+    Optuna's ``fail_stale_trials`` skips a trial without any heartbeat. A worker killed between
+    creating its trial and its heartbeat thread's first beat (milliseconds) leaves that trial RUNNING
+    for ever, and every worker then waits for it to finish. A live trial beats within milliseconds
+    of its creation, so one that this worker has seen silent for the whole grace period is dead. The
+    time is this worker's own clock: the trial's ``datetime_start`` was written by another machine's.
+    """
+
+    def __init__(self, study, storage):
+        self.study, self.storage = study, storage
+        interval = getattr(storage, "heartbeat_interval", None)
+        self.grace_s = (getattr(storage, "grace_period", None) or 2 * interval) if interval else None
+        self.study_id = storage.get_study_id_from_name(study.study_name) if interval else None
+        self.first_seen = {}  # trial id -> time.monotonic() when first seen silent
+
+    def _silent_ids(self) -> set:
+        from sqlalchemy import text
+
+        query = text("SELECT trial_id FROM trials WHERE study_id = :study AND state = 'RUNNING' "
+                     "AND trial_id NOT IN (SELECT trial_id FROM trial_heartbeats)")
+        with self.storage.engine.connect() as con:
+            return {row[0] for row in con.execute(query, {"study": self.study_id})}
+
+    def fail_dead(self) -> int:
+        """Fail the trials silent since at least the grace period; returns how many."""
+        if self.grace_s is None:
+            return 0
+        optuna = _optuna()
+        now = time.monotonic()
+        self.first_seen = {i: self.first_seen.get(i, now) for i in self._silent_ids()}
+        failed = 0
+        for trial_id, since in list(self.first_seen.items()):
+            if now - since < self.grace_s:
+                continue
+            try:
+                self.storage.set_trial_user_attr(trial_id, "error", "its worker stopped before the first heartbeat")
+                self.storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+                failed += 1
+            except (optuna.exceptions.UpdateFinishedTrialError, RuntimeError):
+                pass  # it finished meanwhile (or another worker failed it first)
+            del self.first_seen[trial_id]
+        return failed
+
+
+def run_workers_loop(study, n_trials: int, run_one: Callable, log: Callable = print, poll: float = 2.0,
+                     storage=None):
     """Run trials of ``study`` until ``n_trials`` are finished in total (this and other workers).
 
     Args:
         run_one: ``run_one(trial) -> values`` (may raise ``optuna.TrialPruned``).
         log: progress messages: ``log(event, **info)``.
+        storage: the study's storage (from :func:`open_storage`), to find trials that never beat.
     """
     optuna = _optuna()
     S = optuna.trial.TrialState
     consecutive_failures, last_error = 0, None
+    silent = SilentTrials(study, storage) if storage is not None else None
 
     def objective(trial):
         before = study.get_trials(deepcopy=False, states=(S.COMPLETE, S.PRUNED, S.RUNNING))
@@ -204,6 +254,8 @@ def run_workers_loop(study, n_trials: int, run_one: Callable, log: Callable = pr
 
     while True:
         optuna.storages.fail_stale_trials(study)
+        if silent is not None and silent.fail_dead():
+            log("failed", trial=None, error="a RUNNING trial never recorded a heartbeat: its worker was stopped")
         c = counts(study)
         if c["finished"] >= n_trials:
             return c

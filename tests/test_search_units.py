@@ -99,6 +99,8 @@ def test_missing_space_file(tmp_path):
     assert json.dumps(build_space("none"))  # the default space is JSON-safe (stored in the study)
 
 
+# Optuna warns that heartbeats are meant for Study.optimize: study.ask() is used here on purpose
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
 def test_a_trial_that_never_beat_is_failed_and_the_search_goes_on(tmp_path):
     """A worker killed between creating its trial and the first heartbeat leaves a RUNNING trial that
     Optuna's fail_stale_trials never fails (it has no heartbeat): a resumed search waited for it for

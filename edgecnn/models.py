@@ -10,6 +10,7 @@ from typing import Optional
 import numpy as np
 
 from edgecnn.errors import ModelError
+from edgecnn.model_file import load_keras_model
 from edgecnn.registry import Backbone, get_backbone, resolve_weights
 from edgecnn.tf import keras, tf
 
@@ -63,14 +64,10 @@ def _load_base(backbone: Backbone, size: int, alpha, weights):
 
 
 def load_custom_base(path):
-    """Load a user's Keras feature extractor (``--base PATH``) with safe_mode on."""
-    path = Path(path)
-    if not path.exists():
+    """Load a user's Keras feature extractor (``--base PATH``) through the checked door."""
+    if not Path(path).exists():
         raise ModelError(f"--base '{path}' does not exist. Pass a .keras or .h5 feature extractor.")
-    try:
-        return keras.models.load_model(path, compile=False, safe_mode=True)
-    except Exception as exc:
-        raise ModelError(f"cannot load --base '{path}': {exc}") from None
+    return load_keras_model(path, role="--base")
 
 
 def build_classifier(num_classes: int, backbone: str = "mobilenet_v2", input_size: Optional[int] = None,
@@ -183,15 +180,8 @@ def head_model(model):
 
 
 def load_classifier(path):
-    """Load a RUN_DIR's ``model.keras`` with safe_mode (a Lambda layer is refused, not run)."""
+    """Load a RUN_DIR's ``model.keras`` through the checked door (no code in it runs)."""
     path = Path(path)
     if not path.is_file():
         raise ModelError(f"model file '{path}' does not exist. Run `edgecnn finetune` first.")
-    try:
-        return keras.models.load_model(path, compile=False, safe_mode=True)
-    except ValueError as exc:
-        if "Lambda" in str(exc) or "safe_mode" in str(exc):
-            raise ModelError(f"'{path}' contains a Lambda layer, which safe_mode refuses to load because it "
-                             "runs arbitrary code. Replace the Lambda with a built-in or registered layer.") \
-                from None
-        raise ModelError(f"cannot load '{path}': {exc}") from None
+    return load_keras_model(path, role="model")

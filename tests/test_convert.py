@@ -182,8 +182,9 @@ def test_error_lambda_layer(mini_run, tmp_path):
     run = make_run(tmp_path / "run", json.loads((mini_run / "run.json").read_text())["data"]["root"], model)
     res = invoke("convert", run, "--out", tmp_path / "b")
     assert res.exit_code == 2
-    assert res.stderr == (f"Error: '{run / 'model.keras'}' contains a Lambda layer, which safe_mode refuses to load "
-                          "because it runs arbitrary code. Replace the Lambda with a built-in or registered layer.\n")
+    assert res.stderr == (f"Error: model '{run / 'model.keras'}' contains a Lambda layer (layer 'lambda'), which runs "
+                          "arbitrary Python code when loaded; edgecnn refuses it. Replace the Lambda with a built-in "
+                          "layer and save the model again.\n")
 
 
 def test_error_dynamic_input_size(mini_run, tmp_path):

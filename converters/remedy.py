@@ -36,13 +36,14 @@ from typing import Callable, List, Optional
 
 import numpy as np
 
+from edgecnn.devices.decision import top1
 from edgecnn.errors import ConversionError
 
 FLOAT_LAYER_STEPS = (1, 2, 4, 8)
 
 
 def _accuracy(probs, y) -> float:
-    return float((np.asarray(probs).argmax(1) == np.asarray(y)).mean()) if len(y) else 0.0
+    return float((top1(probs) == np.asarray(y)).mean()) if len(y) else 0.0
 
 
 def candidate_denylists(layers: List[dict], worst: List[dict], edgetpu: bool,
@@ -106,21 +107,21 @@ def remedy_convert(model, representative: np.ndarray, val_x: np.ndarray, val_y: 
     float_acc = _accuracy(float_probs, val_y)
     if fidelity_x is None:  # mirrored val images: unseen views as hard as val itself
         fidelity_x = np.concatenate([np.asarray(representative), np.asarray(val_x)[:, :, ::-1]])
-    float_top = np.concatenate([float_probs.argmax(1), keras_probs(model, fidelity_x).argmax(1)]) \
-        if len(fidelity_x) else float_probs.argmax(1)
+    float_top = np.concatenate([top1(float_probs), top1(keras_probs(model, fidelity_x))]) \
+        if len(fidelity_x) else top1(float_probs)
     attempts, contents = [], {}
 
     def measure(name, method, content, float_layers=(), quantization="int8"):
         probs = predict_tflite(content, val_x)
         acc = _accuracy(probs, val_y)
         drop = round((float_acc - acc) * 100.0, 4)
-        top = np.concatenate([probs.argmax(1), predict_tflite(content, fidelity_x).argmax(1)]) \
-            if len(fidelity_x) else probs.argmax(1)
+        top = np.concatenate([top1(probs), top1(predict_tflite(content, fidelity_x))]) \
+            if len(fidelity_x) else top1(probs)
         flips = int(np.sum(top != float_top))
         flip_pp = round(100.0 * flips / len(top), 4)
         attempt = {"name": name, "method": method, "quantization": quantization, "float_layers": list(float_layers),
                    "bytes": len(content), "accuracy": acc, "drop_pp": drop,
-                   "agreement": float(np.mean(probs.argmax(1) == float_probs.argmax(1))),
+                   "agreement": float(np.mean(top1(probs) == top1(float_probs))),
                    "flips": flips, "flip_pp": flip_pp, "flip_images": len(top),
                    "within": drop <= max_drop and flip_pp <= max_drop}
         attempts.append(attempt)

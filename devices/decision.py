@@ -3,7 +3,8 @@
 The bundle's ``decision`` section drives them: ``temperature``, per-class ``thresholds``, ``margin``,
 ``smoothing`` (``{"method": "none"|"ema"|"kofn", "window": n, "alpha": a, "k": k, "hysteresis": h}``)
 and ``fallback_action``. A frame is *certain* when its top-1 probability reaches that class's
-threshold and beats the runner-up by the margin. An uncertain frame is sent to the fallback
+threshold and beats the runner-up by the margin; an exact tie of the top two is never certain
+(``low_margin``), though under margin 0 it keeps :func:`top1`'s class. An uncertain frame is sent to the fallback
 model(s) and their probabilities are averaged with the primary's (an ensemble); still uncertain
 gives ``unknown``.
 """
@@ -46,24 +47,50 @@ def to_probabilities(scores: np.ndarray, temperature: float = 1.0, kind: str = "
     return softmax(np.log(np.maximum(p, 1e-12)), temperature)
 
 
+def top1(scores) -> np.ndarray:
+    """Index of the highest score along the last axis; of exactly equal scores the lowest index wins.
+
+    The one top-1 of edgecnn: the board's decisions and the workstation's accuracy figures
+    (``evaluate``, calibration, the remedy ladder) both call it, so a tie, common in uint8 outputs,
+    is resolved to the same class on both sides. The rule is numpy's argmax rule (first maximum).
+    """
+    return np.argmax(np.asarray(scores), axis=-1)
+
+
 def top2(probs: np.ndarray):
-    """``(top index, top probability, margin over the runner-up)``."""
-    probs = np.asarray(probs, dtype=np.float32)
+    """``(top index, top probability, margin over the runner-up)`` of one score vector.
+
+    The top index is :func:`top1`'s; the margin is 0.0 when the top two are exactly equal.
+    """
+    probs = np.asarray(probs, dtype=np.float32).reshape(-1)
+    index = int(top1(probs))
     if probs.size == 1:
-        return 0, float(probs[0]), float(probs[0])
-    order = np.argsort(probs)[::-1]
-    return int(order[0]), float(probs[order[0]]), float(probs[order[0]] - probs[order[1]])
+        return index, float(probs[0]), float(probs[0])
+    runner_up = float(np.max(np.delete(probs, index)))
+    return index, float(probs[index]), float(probs[index]) - runner_up
 
 
 def uncertainty(probs: np.ndarray, thresholds: Sequence[float], margin: float) -> Optional[str]:
-    """None when the top-1 is accepted, else the reason: ``below_threshold`` or ``low_margin``."""
+    """None when the top-1 is accepted, else the reason: ``below_threshold`` or ``low_margin``.
+
+    An exact tie of the top two is always ``low_margin``, even with margin 0: which of them is the
+    answer was decided by the tie rule, not by the model.
+    """
     index, score, gap = top2(probs)
     threshold = float(thresholds[index]) if thresholds is not None and len(thresholds) else 0.0
     if score < threshold:
         return "below_threshold"
-    if gap < margin:
+    if gap < margin or (gap <= 0.0 and np.asarray(probs).size > 1):
         return "low_margin"
     return None
+
+
+def _labelled(probs, thresholds, margin) -> bool:
+    """Whether a decision on ``probs`` names a class: it is certain, or its only doubt is a tie under
+    margin 0 (a policy asking for the plain top-1 gets :func:`top1`'s class, the one ``evaluate``
+    counted, still flagged ``low_margin``)."""
+    reason = uncertainty(probs, thresholds, margin)
+    return reason is None or (reason == "low_margin" and margin <= 0.0)
 
 
 @dataclass
@@ -91,11 +118,8 @@ def decide(primary_probs: np.ndarray, thresholds, margin: float,
     if fallbacks:
         probs = np.mean([primary_probs] + [np.asarray(f(), dtype=np.float32) for f in fallbacks], axis=0)
         model = "ensemble"
-        if uncertainty(probs, thresholds, margin) is None:
-            index, score, _ = top2(probs)
-            return FrameDecision(index, score, probs, model, reason)
     index, score, _ = top2(probs)
-    return FrameDecision(None, score, probs, model, reason)
+    return FrameDecision(index if _labelled(probs, thresholds, margin) else None, score, probs, model, reason)
 
 
 @dataclass
@@ -136,7 +160,7 @@ class Smoother:
     def _update_ema(self, frame):
         p = np.asarray(frame.probs, dtype=np.float32)
         self._ema = p.copy() if self._ema is None else self.alpha * p + (1.0 - self.alpha) * self._ema
-        top = int(np.argmax(self._ema))
+        top = int(top1(self._ema))
         if self._current is None or (top != self._current and
                                      self._ema[top] - self._ema[self._current] > self.hysteresis):
             self._current = top if self._ema[top] >= self._threshold(top) else None

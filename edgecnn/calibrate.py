@@ -18,6 +18,7 @@ import math
 
 import numpy as np
 
+from edgecnn.devices.decision import top1
 from edgecnn.metrics import expected_calibration_error
 
 T_MIN, T_MAX = 0.05, 20.0
@@ -82,7 +83,7 @@ def thresholds_for_precision(probs, y_true, target: float, num_classes: int = No
     probs = np.asarray(probs, dtype=np.float64)
     num_classes = num_classes or probs.shape[1]
     y = np.asarray(y_true, dtype=np.int64)
-    pred, conf = probs.argmax(1), probs.max(1)
+    pred, conf = top1(probs), probs.max(1)
     thresholds, unreached = [], []
     for c in range(num_classes):
         mask = pred == c
@@ -108,7 +109,7 @@ def thresholds_for_coverage(probs, coverage: float, num_classes: int = None) -> 
     (the most confident ones)."""
     probs = np.asarray(probs, dtype=np.float64)
     num_classes = num_classes or probs.shape[1]
-    pred, conf = probs.argmax(1), probs.max(1)
+    pred, conf = top1(probs), probs.max(1)
     out = []
     for c in range(num_classes):
         cs = np.sort(conf[pred == c])[::-1]
@@ -123,7 +124,7 @@ def thresholds_for_coverage(probs, coverage: float, num_classes: int = None) -> 
 def apply_thresholds(probs, thresholds):
     """Boolean mask of accepted images: top-1 probability at or above its class's threshold."""
     probs = np.asarray(probs, dtype=np.float64)
-    pred = probs.argmax(1)
+    pred = top1(probs)
     return probs.max(1) >= np.asarray(thresholds, dtype=np.float64)[pred]
 
 
@@ -131,7 +132,7 @@ def selective_metrics(probs, y_true, thresholds) -> dict:
     """Coverage and accuracy (1 - risk) of the accepted images under ``thresholds``."""
     accepted = apply_thresholds(probs, thresholds)
     y = np.asarray(y_true, dtype=np.int64)
-    correct = np.asarray(probs).argmax(1) == y
+    correct = top1(probs) == y
     n_acc = int(accepted.sum())
     return {"n": int(len(y)), "accepted": n_acc, "coverage": float(accepted.mean()) if len(y) else 0.0,
             "selective_accuracy": float(correct[accepted].mean()) if n_acc else None,
@@ -149,7 +150,7 @@ def risk_coverage(probs, y_true) -> dict:
     if not len(y):
         return {"coverage": [], "risk": [], "aurc": 0.0}
     order = np.argsort(-probs.max(1), kind="stable")
-    wrong = (probs.argmax(1) != y)[order].astype(np.float64)
+    wrong = (top1(probs) != y)[order].astype(np.float64)
     k = np.arange(1, len(y) + 1)
     risk = np.cumsum(wrong) / k
     coverage = k / len(y)

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecnn.devices.decision import top1
 from edgecnn.errors import DataError
 from edgecnn.metrics import classification_report, expected_calibration_error
 
@@ -29,7 +30,7 @@ def _pp(value) -> float:
 def model_metrics(y_true, probs, labels) -> dict:
     """Top-1, balanced accuracy, per-class precision/recall/F1, confusion matrix and ECE of one model."""
     probs = np.asarray(probs, dtype=np.float64)
-    report = classification_report(y_true, probs.argmax(axis=1), labels)
+    report = classification_report(y_true, top1(probs), labels)
     report["ece"] = expected_calibration_error(probs, y_true) if len(probs) else 0.0
     return report
 
@@ -64,7 +65,7 @@ def pair_metrics(y_true, ref_probs, probs, labels, ref_report=None, report=None)
     return {
         "accuracy_drop_pp": _pp(ref_report["accuracy"] - report["accuracy"]),
         "balanced_accuracy_drop_pp": _pp(ref_report["balanced_accuracy"] - report["balanced_accuracy"]),
-        "agreement": float((ref_probs.argmax(1) == probs.argmax(1)).mean()) if n else 1.0,
+        "agreement": float((top1(ref_probs) == top1(probs)).mean()) if n else 1.0,
         "mean_abs_prob_diff": float(np.abs(ref_probs - probs).mean()) if n else 0.0,
         "per_class": per_class,
         "hardest_classes": hardest,

@@ -6,6 +6,8 @@ reports, from integer labels and predictions.
 
 import numpy as np
 
+from edgecnn.devices.decision import top1
+
 
 def confusion_matrix(y_true, y_pred, num_classes: int) -> np.ndarray:
     """Counts ``cm[true, pred]`` as an int64 ``num_classes``×``num_classes`` array."""
@@ -73,7 +75,7 @@ def expected_calibration_error(probs, y_true, bins: int = 15) -> float:
     probs = np.asarray(probs, dtype=np.float64)
     y_true = np.asarray(y_true)
     conf = probs.max(axis=1)
-    correct = (probs.argmax(axis=1) == y_true).astype(np.float64)
+    correct = (top1(probs) == y_true).astype(np.float64)
     edges = np.linspace(0.0, 1.0, bins + 1)
     ece = 0.0
     for lo, hi in zip(edges[:-1], edges[1:]):

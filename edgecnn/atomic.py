@@ -2,31 +2,42 @@
 
 A failed step never leaves a half-written artifact and never destroys the previous one.
 Standard library only: the board uses it too.
+
+Three promises besides atomicity:
+
+- Modes: what lands in place has the usual modes of a new file (0666) or folder (0777) less the
+  umask, as ``open`` and ``mkdir`` would give; ``mkstemp``/``mkdtemp`` create 0600/0700, which
+  would make a bundle copied with its modes unreadable to a board service running as another user.
+- Leftovers: temporary names carry the writer's process id (``.NAME.PID.RANDOM.tmp``), so the next
+  write of NAME removes those of processes that no longer run (a ``kill -9`` leaves them behind),
+  and never those of a writer still at work.
+- A full disk raises :class:`DiskFullError` (an :class:`EdgecnnError` and an ``OSError``), naming
+  the path and the space needed, after the temporary file or folder is removed.
 """
 
 import contextlib
 import json
 import os
+import re
 import shutil
 import tempfile
 from pathlib import Path
+
+from edgecnn import atomic_swap
+from edgecnn.write_errors import DiskFullError, WriteError, creating, disk_full_as_error, remove_path
+
+__all__ = ["write_bytes", "write_text", "write_json", "atomic_path", "atomic_dir", "clean_leftovers",
+           "clean_folder", "file_mode", "dir_mode", "DiskFullError", "WriteError"]
 
 
 def write_bytes(path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically and return the path."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
+    with atomic_path(path, needed=len(data)) as tmp:
+        with open(tmp, "wb") as fh:
             fh.write(data)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(tmp)
-        raise
     return path
 
 
@@ -50,18 +61,24 @@ def _json_default(obj):
 
 
 @contextlib.contextmanager
-def atomic_path(path):
+def atomic_path(path, needed: int = None):
     """Yield a temporary path beside ``path``; move it into place only if the block succeeds.
 
-    Use it for writers that want a filename (``model.save``, ``cv2.imwrite``, converters).
+    Use it for writers that want a filename (``model.save``, ``cv2.imwrite``, converters). The
+    temporary name ends with ``path``'s suffix, because some writers pick the format by it.
+    ``needed`` (bytes), when known, goes into the disk-full message.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=path.suffix or ".tmp", dir=path.parent)
+    with creating(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp" + path.suffix,
+                                   dir=path.parent)
     os.close(fd)
     try:
-        yield Path(tmp)
-        os.replace(tmp, path)
+        with disk_full_as_error(path, tmp, needed):
+            yield Path(tmp)
+            os.chmod(tmp, file_mode())
+            os.replace(tmp, path)
     finally:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
@@ -71,21 +88,105 @@ def atomic_path(path):
 def atomic_dir(path):
     """Yield a temporary folder beside ``path``; it replaces ``path`` only if the block succeeds.
 
-    On failure the temporary folder is removed and any existing ``path`` is left untouched.
-    An existing folder is swapped out and removed only after the new one is in place.
+    On failure the temporary folder is removed and any existing ``path`` is left untouched. An
+    existing folder is exchanged with the new one in one step where the system allows it, so
+    ``path`` never disappears (see :mod:`edgecnn.atomic_swap`); the old one is then removed.
+    Leftovers of earlier writers of ``path`` that were killed are removed first.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent))
+    with creating(path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        clean_leftovers(path)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent))
     try:
-        yield tmp
-        old = None
-        if path.exists():
-            old = path.parent / f".{path.name}.old.{os.getpid()}"
-            os.replace(path, old)
-        os.replace(tmp, path)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
+        with disk_full_as_error(path, tmp):
+            os.chmod(tmp, dir_mode())
+            yield tmp
+            atomic_swap.swap_in(tmp, path)
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+# -- modes --------------------------------------------------------------------------------------
+
+def _umask() -> int:
+    try:  # Linux >= 4.7 shows it without changing it (os.umask would, for a moment, in every thread)
+        with open("/proc/self/status", encoding="ascii") as fh:
+            for line in fh:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def file_mode() -> int:
+    """The mode ``open()`` gives a new file: 0666 less the umask (0644 with the usual 022)."""
+    return 0o666 & ~_umask()
+
+
+def dir_mode() -> int:
+    """The mode ``mkdir`` gives a new folder: 0777 less the umask (0755 with the usual 022)."""
+    return 0o777 & ~_umask()
+
+
+# -- leftovers of killed writers ----------------------------------------------------------------
+
+def _leftover_pattern(name: str):
+    # .NAME.PID.RANDOM.tmp[.suffix] (temporary files and folders), .NAME.old.PID (the folder swapped
+    # out, when the system cannot exchange), and the PID-less .NAME.RANDOM.tmp of edgecnn < 0.2.
+    n = re.escape(name)
+    return re.compile(rf"^\.{n}\.(?:(?P<pid>\d+)\.[A-Za-z0-9_]+\.tmp(?:\.\w+)?|old\.(?P<old>\d+)|[a-z0-9_]{{8}}\.tmp)$")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's live process
+        return True
+    return True
+
+
+def clean_leftovers(path) -> list:
+    """Remove the temporary files and folders that killed writers of ``path`` left beside it.
+
+    Returns:
+        The paths removed.
+    """
+    path = Path(path)
+    pattern = _leftover_pattern(path.name)
+    removed = []
+    try:
+        entries = list(os.scandir(path.parent))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = pattern.match(entry.name)
+        if not match:
+            continue
+        pid = match.group("pid") or match.group("old")
+        if pid is not None and _alive(int(pid)):
+            continue
+        remove_path(entry.path)
+        removed.append(Path(entry.path))
+    return removed
+
+
+def clean_folder(folder) -> list:
+    """Remove the leftovers of killed writers anywhere under ``folder`` (e.g. ``RUN_DIR/.progress``)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    removed = []
+    for entry in sorted(folder.rglob(".*")):
+        stem = re.match(r"^\.(.+?)\.(?:\d+\.[A-Za-z0-9_]+\.tmp(?:\.\w+)?|old\.\d+|[a-z0-9_]{8}\.tmp)$", entry.name)
+        if stem and entry.exists():
+            removed += clean_leftovers(entry.parent / stem.group(1))
+    return removed

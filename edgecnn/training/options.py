@@ -105,8 +105,24 @@ def option_name(key: str) -> str:
     return "DATA_DIR" if key == "data_dir" else "--" + key.replace("_", "-")
 
 
+def _shown(key: str, args: dict) -> str:
+    """How a recorded value reads in a message: None (left to the backbone) shows what it stands for."""
+    from edgecnn.registry import BACKBONES
+
+    value = args.get(key)
+    if value is not None:
+        return repr(value)
+    entry = None if args.get("base") else BACKBONES.get(args.get("backbone"))
+    default = getattr(entry, key, None) if key in ("alpha", "input_size", "unfreeze_from") else None
+    if default is not None:
+        return f"{default!r} ({entry.name}'s default)"
+    if args.get("base") and key in ("alpha", "input_size"):
+        return "the --base model's"
+    return "none"
+
+
 def diff_args(old: dict, new: dict) -> list:
     """``["--epochs (was 5, now 3)", ...]`` for every recorded argument that differs."""
     keys = list(new) + [k for k in old if k not in new]
-    return [f"{option_name(k)} (was {old.get(k)!r}, now {new.get(k)!r})"
+    return [f"{option_name(k)} (was {_shown(k, old)}, now {_shown(k, new)})"
             for k in keys if old.get(k) != new.get(k)]

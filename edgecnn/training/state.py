@@ -8,10 +8,12 @@ While a run trains, RUN_DIR holds only hidden folders:
     RUN_DIR/.cache/features-*.npz       cached base features, keyed by model and file hashes
 
 The finished artifacts replace the folder in one step at the end (see ``artifacts``), keeping
-``.cache`` so a later ``--overwrite`` run with the same base skips feature extraction.
+``.cache`` so a later ``--overwrite`` run with the same base skips feature extraction. Under
+``--overwrite`` the previous run's files stay beside ``.progress`` until then.
 """
 
 import json
+import os
 import shutil
 from pathlib import Path
 
@@ -19,6 +21,7 @@ from edgecnn import atomic
 from edgecnn.errors import RunError
 from edgecnn.rundir import MODEL_FILE, RUN_FILE
 from edgecnn.training.options import diff_args
+from edgecnn.write_errors import creating
 
 PROGRESS_DIR = ".progress"
 CACHE_DIR = ".cache"
@@ -77,11 +80,31 @@ def _same_data(out, old_sha, data_sha):
                        "since. Use a new --out, or pass --overwrite to replace it.")
 
 
+def _chief(args: dict) -> bool:
+    # Under MultiWorker the workers share RUN_DIR, maybe across machines where a process id means
+    # nothing: only the chief (TF_CONFIG's chief, else worker 0) cleans up.
+    if args.get("strategy") != "multiworker":
+        return True
+    try:
+        task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task") or {}
+    except ValueError:
+        return False
+    return task.get("type") == "chief" or (task.get("type") == "worker" and int(task.get("index", 0)) == 0)
+
+
+def _resumable(data: dict) -> bool:
+    # Only a finished phase leaves something to resume (phase 2's checkpoints come after phase 1).
+    # A run that failed before (a weights download, a bad --base) must not block the next attempt.
+    return bool(data.get("phases"))
+
+
 def prepare(out, args: dict, data_sha: str, overwrite: bool = False) -> RunState:
     """Decide what to do with RUN_DIR ``out``: start, resume, or report it complete.
 
     ``data_sha`` fingerprints the dataset splits (file hashes included): a run resumes only on the
-    same images.
+    same images. With ``overwrite`` nothing is deleted here: the new run trains beside what ``out``
+    holds (in ``out/.progress``) and replaces it only when it is complete (``artifacts``), so a
+    new run that fails or is killed leaves the previous one whole; the same command resumes it.
 
     Raises:
         RunError: ``out`` holds a run with other arguments or data, or files that are not a run.
@@ -89,30 +112,37 @@ def prepare(out, args: dict, data_sha: str, overwrite: bool = False) -> RunState
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RunError(f"--out '{out}' is a file, not a folder. Choose a folder for the RUN_DIR.")
-    if overwrite and out.is_dir():
-        for entry in out.iterdir():
-            if entry.name == CACHE_DIR:
-                continue
-            shutil.rmtree(entry) if entry.is_dir() else entry.unlink()
-    out.mkdir(parents=True, exist_ok=True)
-    if (out / RUN_FILE).is_file() and (out / MODEL_FILE).is_file():
+    with creating(out):
+        out.mkdir(parents=True, exist_ok=True)
+    if _chief(args):
+        atomic.clean_folder(out)  # half-written files of a killed or failed attempt (.progress/*.h5, ...)
+    if not overwrite and (out / RUN_FILE).is_file() and (out / MODEL_FILE).is_file():
         old = _read_json(out / RUN_FILE)
         _differs(out, old.get("arguments", {}), args, finished=True)
         _same_data(out, old.get("data_sha"), data_sha)
         return RunState(out, args, "complete")
     state_file = out / PROGRESS_DIR / STATE_FILE
-    if state_file.is_file():
-        data = _read_json(state_file)
-        _differs(out, data.get("arguments", {}), args, finished=False)
-        _same_data(out, data.get("data_sha"), data_sha)
-        return RunState(out, args, "resume", data)
+    try:
+        data = _read_json(state_file) if state_file.is_file() else {}
+    except RunError:
+        if not overwrite:
+            raise
+        data = {}  # --overwrite starts again: an unreadable state has nothing worth keeping
+    if _resumable(data):
+        try:
+            _differs(out, data.get("arguments", {}), args, finished=False)
+            _same_data(out, data.get("data_sha"), data_sha)
+            return RunState(out, args, "resume", data)
+        except RunError:
+            if not overwrite:
+                raise
     others = sorted(e.name for e in out.iterdir() if e.name not in (CACHE_DIR, PROGRESS_DIR))
-    if others:
+    if others and not overwrite:
         shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
         raise RunError(f"--out '{out}' is not empty ({shown}) and is not an edgecnn run. Choose a new or "
-                       "empty folder, or pass --overwrite to delete its contents.")
+                       "empty folder, or pass --overwrite to replace its contents.")
     if (out / PROGRESS_DIR).exists():
-        shutil.rmtree(out / PROGRESS_DIR)  # progress without a state file: nothing to resume
+        shutil.rmtree(out / PROGRESS_DIR)  # nothing to resume (or --overwrite with other arguments)
     state = RunState(out, args, "new", {"arguments": args, "data_sha": data_sha, "phases": {}})
     state.save()
     return state

@@ -18,6 +18,27 @@ _FIX_LAYOUT = ("Put the images in one sub-folder per class: DATA_DIR/<class>/*.j
                "DATA_DIR/train/<class>/ and DATA_DIR/val/<class>/ (optionally DATA_DIR/test/<class>/).")
 
 
+def printable(text) -> str:
+    """``text`` as it can be printed and written as UTF-8.
+
+    A file name that is not valid UTF-8 reaches Python with its odd bytes as surrogate escapes
+    (PEP 383): they open the file, but cannot be encoded for a report or a terminal. Here they
+    read ``\\xNN``, the bytes they stand for.
+    """
+    text = str(text)
+    try:
+        return text.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    except UnicodeEncodeError:  # a lone surrogate that is no escaped byte
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _utf8(name: str) -> bool:
+    try:
+        name.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
 
 def _rel(path, root) -> str:
     try:
@@ -31,7 +52,15 @@ def _visible(path: Path) -> bool:
 
 
 def _class_dirs(folder: Path) -> List[Path]:
-    return sorted((p for p in folder.iterdir() if p.is_dir() and _visible(p)), key=lambda p: p.name)
+    dirs = sorted((p for p in folder.iterdir() if p.is_dir() and _visible(p)), key=lambda p: p.name)
+    for p in dirs:
+        # A class name becomes a label in labels.txt, run.json, the bundle and the board's output:
+        # UTF-8 text. Refused here, before any training, rather than when the model is written.
+        if not _utf8(p.name):
+            raise DataError(f"class folder '{printable(p)}' has a name that is not valid UTF-8, and class names "
+                            "become the labels of the model (UTF-8 text on the board). Rename the folder (for "
+                            "example with `mv`, or `convmv -f latin1 -t utf-8 -r --notest DATA_DIR`).")
+    return dirs
 
 
 def _files_in(folder: Path) -> List[Path]:

@@ -89,13 +89,15 @@ def finetune(data_dir, out, *, overwrite: bool = False, quiet: bool = False, str
         "test"}, "timings", "resumed", "warnings"}``; ``warnings`` holds the "too good to be true"
         warning when val accuracy is near 100% and the audit found leakage or shortcut cues.
     """
-    from edgecnn.data import load_dataset
+    from edgecnn.data import load_dataset, skipped_summary
 
     started = time.perf_counter()
     args = opts.resolve_args(data_dir, options)
     log = _logger(quiet)
     dataset = load_dataset(args["data_dir"], val_fraction=args["val_fraction"],
                            test_fraction=args["test_fraction"], seed=args["seed"], progress=not quiet)
+    if dataset.skipped:
+        log(skipped_summary(dataset.skipped))
     if not dataset.splits.get("val"):
         raise RunError(f"'{args['data_dir']}' gives no validation images, which model selection and early "
                        "stopping need. Pass --val-fraction > 0 (class folders) or add DATA_DIR/val/<class>/.")

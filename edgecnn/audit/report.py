@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from edgecnn.audit.pipeline import KINDS, SEVERITIES
+from edgecnn.folders import printable
 
 _MAX_LISTED = 5  # items per finding in the console summary
 _TITLES = {
@@ -48,7 +49,7 @@ def format_audit(result: dict, max_listed: int = _MAX_LISTED) -> str:
         lines.append(f"  ({result['split_note']})")
     if not result["findings"]:
         lines.append("No findings: no bad files, duplicates, leakage, label conflicts, imbalance or shortcut cues.")
-        return "\n".join(lines)
+        return printable("\n".join(lines))
     sev = result["severity_counts"]
     lines.append(f"Findings: {sev['error']} error(s), {sev['warning']} warning(s), {sev['info']} note(s)")
     for f in result["findings"]:
@@ -57,7 +58,7 @@ def format_audit(result: dict, max_listed: int = _MAX_LISTED) -> str:
             lines.append(f"    - {_item_line(f['kind'], item)}")
         if f["count"] > max_listed:
             lines.append(f"    ... and {f['count'] - max_listed} more (see --json or --report)")
-    return "\n".join(lines)
+    return printable("\n".join(lines))  # file names that are not UTF-8 show their bytes as \xNN
 
 
 def _thumb_uri(root: Path, rel: str, size: int = 96) -> Optional[str]:
@@ -143,7 +144,7 @@ def render_html(result: dict, max_groups: int = 50) -> str:
     out.append("<h2>What the kinds mean</h2><table><tr><th>kind</th><th>severity</th></tr>" +
                "".join(f"<tr><td>{k}</td><td>{v}</td></tr>" for k, v in KINDS.items()) + "</table>")
     out.append("</body></html>")
-    return "\n".join(out)
+    return printable("\n".join(out))  # file names that are not UTF-8 show their bytes as \xNN
 
 
 def write_report(result: dict, out_dir) -> dict:

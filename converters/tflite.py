@@ -91,9 +91,12 @@ def convert_model(model, mode: str = "int8", representative: Optional[np.ndarray
         io: input and output type of an ``int8`` model: ``uint8``, ``int8`` or ``float32``.
             Other modes keep float32 I/O.
     """
+    from edgecnn.native_log import quiet_native_stderr
+
     converter = make_converter(model, mode, representative, io)
     try:
-        return bytes(converter.convert())
+        with quiet_native_stderr():  # the converter prints its quantizer settings to fd 2
+            return bytes(converter.convert())
     except Exception as exc:  # the converter raises ConverterError, RuntimeError, ValueError...
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ConversionError(f"TFLite conversion ({mode}) failed: {first}") from None
@@ -153,8 +156,11 @@ def describe(fb: TFLiteModel) -> dict:
 def make_interpreter(content: bytes, num_threads: Optional[int] = None):
     """A LiteRT interpreter for ``content`` with tensors allocated."""
     litert = require("ai_edge_litert.interpreter", "train-cpu")
+    from edgecnn.native_log import quiet_native_stderr
+
     interp = litert.Interpreter(model_content=content, num_threads=num_threads)
-    interp.allocate_tensors()
+    with quiet_native_stderr():  # LiteRT announces its XNNPACK delegate on fd 2
+        interp.allocate_tensors()
     return interp
 
 

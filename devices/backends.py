@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.errors import DeviceError, MissingDependencyError
+from edgecnn.native_log import quiet_native_stderr
 
 BACKENDS = ("litert", "tflite-runtime", "tensorflow")
 _MODULES = {"litert": "ai_edge_litert.interpreter", "tflite-runtime": "tflite_runtime.interpreter"}
@@ -89,7 +90,8 @@ def make_interpreter(model_path, backend="auto", threads=None, delegates=None):
     try:
         interpreter = be.Interpreter(model_content=content, num_threads=threads,
                                      experimental_delegates=list(delegates) if delegates else None)
-        interpreter.allocate_tensors()
+        with quiet_native_stderr():  # LiteRT announces its XNNPACK delegate on fd 2
+            interpreter.allocate_tensors()
     except (ValueError, RuntimeError) as exc:
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         hint = ("it was compiled for the Edge TPU: run it with the libedgetpu delegate, or use the CPU model"

@@ -5,7 +5,9 @@ Commands live one per module in this package and are imported only when invoked,
 To add a command, write ``edgecnn/cli/<name>.py`` with a click command and add it to COMMANDS.
 """
 
+import difflib
 import importlib
+import os
 import sys
 
 import click
@@ -18,7 +20,7 @@ COMMANDS = {
     "audit": ("edgecnn.cli.audit", "audit", "Check DATA_DIR: bad files, duplicates, leakage, imbalance, shortcut cues."),
     "search": ("edgecnn.cli.search", "search", "AutoML for the board: the best int8 model within a latency and size budget."),
     "run": ("edgecnn.cli.run", "run", "Classify camera/video frames on the board with a bundle (no TensorFlow)."),
-    "benchmark": ("edgecnn.cli.benchmark", "benchmark", "Invoke latency, throughput and peak RSS of a model or bundle."),
+    "benchmark": ("edgecnn.cli.benchmark", "benchmark", "Measure a model's latency, throughput and peak RSS here."),
     "bundle": ("edgecnn.cli.bundle", "bundle", "Wrap an existing .tflite into a bundle; verify a bundle."),
     "finetune": ("edgecnn.cli.finetune", "finetune", "Fine-tune a pretrained backbone on DATA_DIR."),
     "demo": ("edgecnn.cli.demo", "demo", "Run the whole trip on a generated demo dataset."),
@@ -26,7 +28,7 @@ COMMANDS = {
     "calibrate": ("edgecnn.cli.calibrate", "calibrate", "Fit a bundle's softmax temperature and per-class thresholds."),
     "convert": ("edgecnn.cli.convert", "convert", "Convert a run to TFLite (int8, float16...) and write a bundle."),
     "calibration": ("edgecnn.cli.calibration", "calibration", "Select a calibration set from training images."),
-    "prune": ("edgecnn.cli.prune", "prune", "Magnitude-prune a run's model with fine-tuning (a new run)."),
+    "prune": ("edgecnn.cli.prune", "prune", "Prune a run's model (magnitude or one-shot OBS) into a new run."),
     "qat": ("edgecnn.cli.qat", "qat", "Quantization-aware training of a run's model (a new run)."),
 }
 
@@ -42,6 +44,14 @@ class LazyGroup(click.Group):
             return None
         module, attr, _ = COMMANDS[name]
         return getattr(importlib.import_module(module), attr)
+
+    def resolve_command(self, ctx, args):
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in COMMANDS:
+            close = difflib.get_close_matches(name, COMMANDS, n=1)
+            ctx.fail(f"No such command '{name}'." + (f" Did you mean '{close[0]}'?" if close else
+                                                     " See 'edgecnn --help' for the commands."))
+        return super().resolve_command(ctx, args)
 
     def format_commands(self, ctx, formatter):
         rows = [(name, COMMANDS[name][2]) for name in self.list_commands(ctx)]
@@ -59,8 +69,15 @@ class LazyGroup(click.Group):
 
 @click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="edgecnn")
-def cli():
+@click.option("--verbose", is_flag=True, help="Show TensorFlow's and the interpreter's own log lines (hidden by default).")
+def cli(verbose):
     """edgecnn: from a folder of labelled photos to a classifier on a Raspberry Pi or Coral board."""
+    if verbose:
+        from edgecnn.native_log import VERBOSE_ENV
+
+        # Read when TensorFlow is imported (edgecnn.tf) and around interpreter calls, by this process
+        # and the ones it starts.
+        os.environ[VERBOSE_ENV] = "1"
 
 
 def main(argv=None):

@@ -29,13 +29,15 @@ def predictors(c: dict) -> Dict[str, Callable]:
 
 
 def fgsm_summary(fgsm: dict, reference: str = "float") -> str:
-    """One plain sentence per model: accuracy at the largest epsilon, and how int8 changes it."""
+    """One plain sentence per model: accuracy at each epsilon, and how int8 changes it (in pp)."""
     eps, acc = fgsm["epsilons"], fgsm["accuracy"]
     lines = []
     ref = acc[reference]
-    half = next((e for e, a in zip(eps, ref) if a <= ref[0] / 2), None)
-    lines.append(f"FGSM on '{reference}': {ref[0]:.1%} clean, {ref[-1]:.1%} at epsilon {eps[-1]:g}/255"
-                 + (f"; accuracy halves by epsilon {half:g}." if half is not None else "."))
+    below_half = next((e for e, a in zip(eps[1:], ref[1:]) if a <= ref[0] / 2), None)
+    steps = ", ".join(f"{a:.1%} at epsilon {e:g}/255" for e, a in zip(eps[1:], ref[1:]))
+    lines.append(f"FGSM on '{reference}': {ref[0]:.1%} clean; {steps}"
+                 + (f" (below half its clean accuracy from epsilon {below_half:g})." if below_half is not None
+                    else "."))
     for name, row in acc.items():
         if name == reference:
             continue
@@ -43,8 +45,8 @@ def fgsm_summary(fgsm: dict, reference: str = "float") -> str:
         how = ("transfer about as well" if abs(diff) < 0.03 else
                ("transfer less (quantization blunts the crafted perturbation)" if diff > 0
                 else "hurt it more"))
-        lines.append(f"The same adversarial images on '{name}': {row[-1]:.1%} at epsilon {eps[-1]:g} "
-                     f"({diff:+.1%} vs '{reference}' on average): the attacks {how}.")
+        lines.append(f"The same adversarial images on '{name}': {row[-1]:.1%} at epsilon {eps[-1]:g}/255 "
+                     f"({100 * diff:+.1f} pp vs '{reference}' on average): the attacks {how}.")
     return "\n".join(lines)
 
 

@@ -200,43 +200,61 @@ def robustness_report(predict_fns: Dict[str, Callable], x: np.ndarray, y: np.nda
     return report
 
 
+def _pp(delta: float) -> str:
+    """A difference of two accuracies (fractions) in percentage points, signed."""
+    return f"{100 * delta:+.1f} pp"
+
+
+def more_fragile(report: dict, model: str, threshold: float = 0.03) -> list:
+    """Rows of ``report["quantization"]`` for ``model`` where its gap to the reference model is
+    ``threshold`` or more wider than on clean images: what quantization itself made more fragile
+    (a model that is 8 pp worse everywhere is less accurate, not more fragile)."""
+    ref = report["models"][0]
+    clean_gap = report["clean"][model] - report["clean"][ref]
+    return [q for q in report["quantization"] if q["model"] == model and q["delta"] - clean_gap <= -threshold]
+
+
 def summarize(report: dict, drop_threshold: float = 0.1, quant_threshold: float = 0.03) -> str:
-    """Plain-language summary of a ``robustness_report``."""
+    """Plain-language summary of a ``robustness_report``.
+
+    Accuracies are percentages; differences between two accuracies are percentage points (pp).
+    A corruption is never called both "robust" and "more fragile" for the same model.
+    """
     lines = []
+    ref = report["models"][0]
+    worse = {m: more_fragile(report, m, quant_threshold) for m in report["models"][1:]}
     for m in report["models"]:
         clean = report["clean"][m]
         fragile = [r for r in report["fragile_to"][m] if r["mean_drop"] >= drop_threshold]
         head = (f"'{m}': clean accuracy {clean:.1%}, {report['mean_corrupted'][m]:.1%} on average under "
                 f"{len(report['kinds'])} corruption(s) x {len(report['severities'])} severities.")
         if fragile:
-            parts = [f"{_DESCRIPTIONS.get(r['kind'], r['kind'])} ({r['kind']}: {r['mean_drop']:.0%} lower on "
-                     f"average, {r['worst_accuracy']:.0%} at severity {r['worst_severity']})" for r in fragile[:3]]
+            parts = [f"{_DESCRIPTIONS.get(r['kind'], r['kind'])} ({r['kind']}: {100 * r['mean_drop']:.0f} pp lower "
+                     f"on average, {r['worst_accuracy']:.0%} at severity {r['worst_severity']})" for r in fragile[:3]]
             head += " Most fragile to " + "; ".join(parts) + "."
         else:
-            head += f" No corruption costs it {drop_threshold:.0%} or more on average."
-        robust = [r["kind"] for r in report["fragile_to"][m] if r["mean_drop"] < 0.03]
+            head += f" No corruption costs it {100 * drop_threshold:.0f} pp or more on average."
+        flagged = {q["kind"] for q in worse.get(m, [])}
+        robust = [r["kind"] for r in report["fragile_to"][m] if r["mean_drop"] < quant_threshold
+                  and r["kind"] not in flagged]
         if robust:
             head += f" Robust to: {', '.join(robust)}."
         lines.append(head)
-    ref = report["models"][0]
     for m in report["models"][1:]:
-        rows = [q for q in report["quantization"] if q["model"] == m]
-        worse = [q for q in rows if q["delta"] <= -quant_threshold]
-        clean_delta = report["clean"][m] - report["clean"][ref]
-        if not worse:
-            lines.append(f"'{m}' vs '{ref}': clean {clean_delta:+.1%}; under corruption it stays within "
-                         f"{quant_threshold:.0%} of '{ref}' everywhere, so quantization did not make it more "
-                         "fragile.")
-        else:
-            by_kind = {}
-            for q in worse:
-                by_kind.setdefault(q["kind"], []).append(q)
-            parts = []
-            for kind, qs in sorted(by_kind.items(), key=lambda kv: min(q["delta"] for q in kv[1])):
-                worst = min(qs, key=lambda q: q["delta"])
-                parts.append(f"{kind} ({worst['delta']:+.1%} at severity {worst['severity']})")
-            lines.append(f"'{m}' vs '{ref}': clean {clean_delta:+.1%}; it is {quant_threshold:.0%} or more "
-                         f"less accurate than '{ref}' under " + ", ".join(parts) + ".")
+        clean_delta = _pp(report["clean"][m] - report["clean"][ref])
+        if not worse[m]:
+            lines.append(f"'{m}' vs '{ref}': clean {clean_delta}; under every corruption the gap stays within "
+                         f"{100 * quant_threshold:.0f} pp of that, so quantization did not make it more fragile.")
+            continue
+        by_kind = {}
+        for q in worse[m]:
+            by_kind.setdefault(q["kind"], []).append(q)
+        parts = []
+        for kind, qs in sorted(by_kind.items(), key=lambda kv: min(q["delta"] for q in kv[1])):
+            w = min(qs, key=lambda q: q["delta"])
+            parts.append(f"{kind} ({_pp(w['delta'])} at severity {w['severity']})")
+        lines.append(f"'{m}' vs '{ref}': clean {clean_delta}; quantization made it more fragile (the gap widens by "
+                     f"{100 * quant_threshold:.0f} pp or more) under " + ", ".join(parts) + ".")
     return "\n".join(lines)
 
 

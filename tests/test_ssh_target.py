@@ -123,3 +123,33 @@ def test_unreachable_board_has_a_clear_error():
 def test_malformed_ssh_url(url):
     with pytest.raises(TargetError, match="is not ssh://user@board|invalid port"):
         make_target(url).check()
+
+
+@pytest.mark.parametrize("url", ["ssh://-oProxyCommand=touch MARKER@x", "ssh://pi@-oProxyCommand=touch MARKER",
+                                 "ssh://-oProxyCommand=touch%20MARKER@x", "ssh://pi@x;touch MARKER",
+                                 "ssh://p i@x", "ssh://pi@-x"])
+def test_option_like_user_or_host_is_refused_and_runs_nothing(tmp_path, monkeypatch, url):
+    # Before the fix ssh read the user part as `-oProxyCommand=...` and ran `touch MARKER@x` here.
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(TargetError, match=r"--target '.*' has the (user name|host)"):
+        make_target(url, ssh_timeout=10).check()
+    assert not list(tmp_path.glob("MARKER*"))
+
+
+def test_the_destination_follows_an_end_of_options_marker():
+    target = make_target("ssh://pi@raspberrypi.local:2222")
+    argv = target._argv("true")
+    assert argv[-3:] == ["--", "pi@raspberrypi.local", "true"]
+    assert make_target("ssh://pi@[::1]:22").dest == "pi@::1" and make_target("ssh://10.0.0.7").dest == "10.0.0.7"
+
+
+def test_search_cli_refuses_an_option_like_target_before_any_work(tmp_path):
+    data = tmp_path / "data"
+    data.mkdir()  # the target is checked right after DATA_DIR exists, before any scan or training
+    edgecnn = str(Path(sys.executable).with_name("edgecnn"))
+    proc = subprocess.run([edgecnn, "search", str(data), "--target",
+                           "ssh://-oProxyCommand=touch MARKER@x", "--max-latency-ms", "30", "--max-size-kb", "100",
+                           "--out", str(tmp_path / "s")], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr, proc.stderr
+    assert "has the user name '-oProxyCommand=touch MARKER'" in proc.stderr
+    assert not list(tmp_path.glob("MARKER*"))

@@ -11,7 +11,9 @@ Every target returns ``{"latency_ms", "latency_kind": "measured"|"estimate", "ta
 ``latency_ms`` is the statistic the search optimizes and budgets (p50 unless asked otherwise).
 """
 
+import ipaddress
 import json
+import re
 import shlex
 import subprocess
 import time
@@ -23,6 +25,10 @@ from edgecnn.errors import EdgecnnError
 from edgecnn.search import estimate as est
 
 STATS = ("p50", "p90", "p99", "mean")
+# What a board's user and host name may be. Anything else (a leading '-' above all) could be read
+# by ssh as an option: `ssh://-oProxyCommand=CMD@x` would run CMD on this machine.
+_SSH_USER = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}")
+_SSH_HOST = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
 
 
 class TargetError(EdgecnnError):
@@ -170,7 +176,7 @@ class SSHTarget(Target):
             self.port = parsed.port or 22
         except ValueError:
             raise TargetError(f"--target '{url}' has an invalid port; use ssh://user@board:PORT.") from None
-        self.url, self.host, self.user = url, parsed.hostname, parsed.username
+        self.url, self.host, self.user = url, _checked_host(url, parsed.hostname), _checked_user(url, parsed.username)
         self.name = url
         self.remote_edgecnn, self.key, self.options = remote_edgecnn, key, list(options or [])
         self.timeout, self.stat, self.connect_timeout, self.runs = timeout, stat, connect_timeout, runs
@@ -208,12 +214,16 @@ class SSHTarget(Target):
                               "'edgecnn[device]') or pass --remote-edgecnn with its path.")
         return proc.stdout
 
+    def _argv(self, command: str) -> List[str]:
+        # `--` ends ssh's options: the destination can never be read as one, whatever it holds
+        return ["ssh", "-p", str(self.port)] + self._common() + ["--", self.dest, command]
+
     def ssh(self, command: str, what: str = "the command") -> str:
-        return self._run(["ssh", "-p", str(self.port)] + self._common() + [self.dest, command], what)
+        return self._run(self._argv(command), what)
 
     def _copy(self, local: Path, remote: str):
         """Copy a file with ``ssh ... 'cat > remote'`` (works without the SFTP subsystem scp needs)."""
-        argv = ["ssh", "-p", str(self.port)] + self._common() + [self.dest, f"cat > {shlex.quote(remote)}"]
+        argv = self._argv(f"cat > {shlex.quote(remote)}")
         try:
             with open(local, "rb") as fh:
                 proc = subprocess.run(argv, stdin=fh, capture_output=True, timeout=self.timeout)
@@ -264,6 +274,26 @@ class SSHTarget(Target):
                               f"(keys: {sorted(report)}).")
         return {"latency_ms": value, "latency_kind": "measured", "target": self.url, "stat": self.stat,
                 "benchmark": report}
+
+
+def _checked_user(url: str, user: Optional[str]) -> Optional[str]:
+    if user is None or _SSH_USER.fullmatch(user):
+        return user
+    raise TargetError(f"--target '{url}' has the user name {user!r}, which ssh could take for an option or "
+                      "which is not a login name; use letters, digits, '.', '_' and '-' (not first), e.g. "
+                      "ssh://pi@raspberrypi.local.")
+
+
+def _checked_host(url: str, host: str) -> str:
+    try:
+        ipaddress.ip_address(host)  # 10.0.0.7, or ::1 (written ssh://pi@[::1])
+        return host
+    except ValueError:
+        pass
+    if _SSH_HOST.fullmatch(host):
+        return host
+    raise TargetError(f"--target '{url}' has the host {host!r}, which is not a host name or IP address (ssh "
+                      "could take it for an option); use e.g. ssh://pi@raspberrypi.local or ssh://pi@10.0.0.7.")
 
 
 def make_target(spec: str, **options) -> Target:

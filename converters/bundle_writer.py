@@ -81,11 +81,24 @@ def _fallback_files(fallbacks: Sequence, labels) -> tuple:
     return files, names, info
 
 
+def _check_space(out, files: dict, manifest: dict):
+    """Refuse before writing when the bundle cannot fit (the old bundle stays until the new one is whole)."""
+    import json
+
+    from edgecnn.write_errors import check_free_space
+
+    sizes = [len(c) if isinstance(c, (bytes, bytearray)) else Path(c).stat().st_size for c in files.values()]
+    manifest_bytes = len(json.dumps(manifest, default=str)) + 200 * len(files)  # plus the files' sha256 entries
+    check_free_space(Path(out).absolute().parent, sum(sizes) + manifest_bytes + 4096 * (len(files) + 2),
+                     f"the bundle '{out}'")
+
+
 def convert_run(run_dir, out, mode: str = "int8", io: str = "uint8", calibration=None,
                 calibration_size: int = DEFAULT_CALIBRATION_SIZE, fallbacks: Sequence = (),
                 edgetpu: bool = False, require_edgetpu: bool = False, eval_size: Optional[int] = DEFAULT_EVAL_SIZE,
                 golden: int = DEFAULT_GOLDEN, seed: int = 0, edgetpu_timeout: float = 600.0,
-                max_drop: Optional[float] = None, bias_correction: bool = True) -> dict:
+                max_drop: Optional[float] = None, bias_correction: bool = True, max_flips: Optional[float] = None,
+                progress=None) -> dict:
     """Convert a run's model and write BUNDLE_DIR ``out``.
 
     Args:
@@ -102,8 +115,12 @@ def convert_run(run_dir, out, mode: str = "int8", io: str = "uint8", calibration
         eval_size: at most this many held-out images for the quick float-vs-quantized figure
             (None: all; 0: skip).
         golden: number of golden samples.
-        max_drop: int8 only: run the remedy loop (:mod:`edgecnn.converters.remedy`) and keep the
-            smallest model within this top-1 drop (pp) on the val split; attempts go to the manifest.
+        max_drop: int8 only: run the remedy ladder (:mod:`edgecnn.converters.remedy`) and keep the
+            first model within this top-1 accuracy drop (pp) on the val split; attempts go to the manifest.
+        max_flips: int8 only: the ladder's other criterion, the percentage of images whose top-1
+            differs from the float model's (either option runs the ladder; the default bound is
+            :data:`edgecnn.converters.criteria.DEFAULT_MAX_FLIPS_PCT`).
+        progress: a callable taking the ladder's progress lines (each attempt's figures).
         bias_correction: int8 only: correct the mean shift of int8 weight rounding before converting
             (:mod:`edgecnn.converters.bias_correction`; not for QAT runs, which learned their rounding;
             the remedy loop tries both itself).
@@ -144,10 +161,14 @@ def convert_run(run_dir, out, mode: str = "int8", io: str = "uint8", calibration
         representative, _ = load_images(samples, size, resize)
 
     remedy, bias_info = None, None  # bias_info: int8 without the remedy (which tries both itself)
-    if max_drop is not None and mode == "int8":
+    if (max_drop is not None or max_flips is not None) and mode == "int8":
+        from edgecnn.converters.criteria import DEFAULT_MAX_FLIPS_PCT
         from edgecnn.converters.remedy import remedy_for_run
 
-        remedy = remedy_for_run(run, model, representative, size, resize, max_drop, io=io, edgetpu=edgetpu)
+        max_flips = DEFAULT_MAX_FLIPS_PCT if max_flips is None else max_flips
+        remedy = remedy_for_run(run, model, representative, size, resize, max_drop, io=io, edgetpu=edgetpu,
+                                max_flips=max_flips, bias_correction=bias_correction,
+                                log=progress or (lambda msg: None))
         content = remedy["content"]
         messages.extend(remedy["messages"])
         mode = remedy["quantization"]  # float16 when no integer model was within --max-drop
@@ -184,7 +205,7 @@ def convert_run(run_dir, out, mode: str = "int8", io: str = "uint8", calibration
         from edgecnn.converters.golden import make_golden
 
         g_files, golden_samples = make_golden([s.path for s in _round_robin(held_out, golden)], content, size,
-                                              resize, tflite.output_atol(content))
+                                              resize)
         files.update(g_files)
 
     edgetpu_name, edgetpu_section = None, None
@@ -224,11 +245,12 @@ def convert_run(run_dir, out, mode: str = "int8", io: str = "uint8", calibration
     }
     extra = {"edgetpu": edgetpu_section} if edgetpu_section is not None else {}
     if remedy is not None:
-        extra["attempts"] = {"max_drop_pp": max_drop, "chosen": remedy["chosen"], "within": remedy["within"],
+        extra["attempts"] = {"max_drop_pp": max_drop, "max_flips_pct": max_flips, "chosen": remedy["chosen"], "within": remedy["within"],
                              "float_accuracy": remedy["float_accuracy"], "worst_layers": remedy["worst_layers"],
                              "tried": remedy["attempts"]}
     manifest = make_manifest(labels, model_section, metrics=metrics, calibration=calib_info,
                              golden=golden_samples, source=source, **extra)
+    _check_space(out, files, manifest)
     write_bundle(out, files, manifest)
     result = dict(manifest)
     result["bundle"] = str(Path(out).resolve())

@@ -135,11 +135,26 @@ def dir_mode() -> int:
 
 # -- leftovers of killed writers ----------------------------------------------------------------
 
-def _leftover_pattern(name: str):
-    # .NAME.PID.RANDOM.tmp[.suffix] (temporary files and folders), .NAME.old.PID (the folder swapped
-    # out, when the system cannot exchange), and the PID-less .NAME.RANDOM.tmp of edgecnn < 0.2.
-    n = re.escape(name)
-    return re.compile(rf"^\.{n}\.(?:(?P<pid>\d+)\.[A-Za-z0-9_]+\.tmp(?:\.\w+)?|old\.(?P<old>\d+)|[a-z0-9_]{{8}}\.tmp)$")
+# The names temporaries get: .NAME.PID.RANDOM.tmp[.suffix] (files and folders) and .NAME.old.PID
+# (a folder swapped out where the system cannot exchange); and, without a PID, those of edgecnn
+# before 0.2: .NAME.RANDOM.tmp and .STEM.RANDOM.SUFFIX (mkstemp's RANDOM is 8 of [a-z0-9_]).
+_LEFTOVERS = [
+    re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)\.[A-Za-z0-9_]{8}\.tmp(?:\.\w+)?$"),
+    re.compile(r"^\.(?P<target>.+)\.old\.(?P<pid>\d+)$"),
+    re.compile(r"^\.(?P<target>.+)\.[a-z0-9_]{8}\.tmp$"),
+    re.compile(r"^\.(?P<stem>.+)\.[a-z0-9_]{8}(?P<suffix>\.\w+)$"),
+]
+
+
+def _leftover(name: str):
+    """``(target name, writer pid or None)`` when ``name`` is a temporary's name, else None."""
+    for pattern in _LEFTOVERS:
+        match = pattern.match(name)
+        if match:
+            groups = match.groupdict()
+            target = groups.get("target") or groups["stem"] + groups["suffix"]
+            return target, int(groups["pid"]) if groups.get("pid") else None
+    return None
 
 
 def _alive(pid: int) -> bool:
@@ -154,6 +169,13 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _dead_writer(name: str, target: str = None) -> bool:
+    found = _leftover(name)
+    if found is None or (target is not None and found[0] != target):
+        return False
+    return found[1] is None or not _alive(found[1])
+
+
 def clean_leftovers(path) -> list:
     """Remove the temporary files and folders that killed writers of ``path`` left beside it.
 
@@ -161,32 +183,26 @@ def clean_leftovers(path) -> list:
         The paths removed.
     """
     path = Path(path)
-    pattern = _leftover_pattern(path.name)
-    removed = []
     try:
-        entries = list(os.scandir(path.parent))
+        entries = [Path(e.path) for e in os.scandir(path.parent) if e.name.startswith(".")]
     except OSError:
-        return removed
-    for entry in entries:
-        match = pattern.match(entry.name)
-        if not match:
-            continue
-        pid = match.group("pid") or match.group("old")
-        if pid is not None and _alive(int(pid)):
-            continue
-        remove_path(entry.path)
-        removed.append(Path(entry.path))
+        return []
+    removed = [entry for entry in entries if _dead_writer(entry.name, path.name)]
+    for entry in removed:
+        remove_path(entry)
     return removed
 
 
 def clean_folder(folder) -> list:
-    """Remove the leftovers of killed writers anywhere under ``folder`` (e.g. ``RUN_DIR/.progress``)."""
+    """Remove the leftovers of killed writers anywhere under ``folder`` (e.g. a RUN_DIR).
+
+    Only for folders one program owns (a run's): a PID-less temporary of an old edgecnn is taken
+    for a leftover whatever it is.
+    """
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    removed = []
-    for entry in sorted(folder.rglob(".*")):
-        stem = re.match(r"^\.(.+?)\.(?:\d+\.[A-Za-z0-9_]+\.tmp(?:\.\w+)?|old\.\d+|[a-z0-9_]{8}\.tmp)$", entry.name)
-        if stem and entry.exists():
-            removed += clean_leftovers(entry.parent / stem.group(1))
+    removed = [entry for entry in sorted(folder.rglob(".*")) if _dead_writer(entry.name)]
+    for entry in removed:
+        remove_path(entry)
     return removed

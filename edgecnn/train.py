@@ -25,6 +25,7 @@ from edgecnn.metrics import classification_report
 from edgecnn.rundir import MODEL_FILE, RUN_FILE, load_run
 from edgecnn.training import options as opts
 from edgecnn.training import state as run_state
+from edgecnn.training.space import disk_full_guard
 
 PHASE1_WEIGHTS = "phase1.h5"  # keras h5 weights (the suffix picks the format)
 PHASE2_WEIGHTS = "phase2.h5"
@@ -108,7 +109,8 @@ def finetune(data_dir, out, *, overwrite: bool = False, quiet: bool = False, str
         return _result(load_run(out), "complete")
     audit = _audit_hook(args, strict, log, quiet)
     loaded = time.perf_counter() - started
-    result = _train(args, dataset, state, log, quiet, {"dataset_s": loaded, "started": started})
+    with disk_full_guard(state):
+        result = _train(args, dataset, state, log, quiet, {"dataset_s": loaded, "started": started})
     result["warnings"] = _too_good(result, audit, log)
     return result
 
@@ -126,9 +128,9 @@ def _too_good(result: dict, audit: dict, log) -> list:
 
 def _train(args, dataset, state, log, quiet, timings):
     from edgecnn.data import load_images
-    from edgecnn.models import build_classifier, feature_extractor, head_model
+    from edgecnn.models import POOL_LAYER, build_classifier, feature_extractor, head_model
     from edgecnn.tf import keras, tf
-    from edgecnn.training import artifacts, distribute, features, phases
+    from edgecnn.training import artifacts, distribute, features, phases, space
     from edgecnn.training.augment import describe, make_augmenter
 
     strategy = distribute.make_strategy(args["strategy"])
@@ -149,6 +151,11 @@ def _train(args, dataset, state, log, quiet, timings):
                                              alpha=args["alpha"], weights=args["weights"], dropout=args["dropout"],
                                              base_path=args["base"])
         size = config["input_size"]
+        state.needed = space.needed_bytes(model, sum(len(v) for v in y.values()),
+                                          int(model.get_layer(POOL_LAYER).output.shape[-1]),
+                                          bool(args["fine_tune_epochs"]))
+        if state.writer:
+            space.check_run_space(state.out, state.needed)  # before hours of training meet a full disk
         cache = {}
 
         def images(split):

@@ -29,10 +29,14 @@ class WriteError(EdgecnnError, OSError):
 
 
 class DiskFullError(WriteError):
-    """The file system filled up (or a file size limit was hit) while writing an artifact."""
+    """The file system filled up (or a file size limit was hit) while writing an artifact.
 
-    def __init__(self, message: str):
+    ``up_front`` is true when a step refused to start for lack of space (nothing was written).
+    """
+
+    def __init__(self, message: str, up_front: bool = False):
         super().__init__(message, errno.ENOSPC)
+        self.up_front = up_front
 
 
 @contextlib.contextmanager
@@ -89,7 +93,8 @@ def free_bytes(folder) -> int:
     return shutil.disk_usage(folder).free
 
 
-def _mb(n: int) -> str:
+def format_bytes(n: int) -> str:
+    """``12.3 MB``, or ``4096 bytes`` below 0.1 MB."""
     return f"{n / 1e6:.1f} MB" if n >= 100_000 else f"{n} bytes"
 
 
@@ -97,21 +102,21 @@ def disk_full_message(path, needed: int = None, written: int = None) -> str:
     """``no space left on device writing 'PATH': ... Free space or ...`` (the one wording)."""
     free = free_bytes(Path(path).parent)
     if needed is not None:
-        need = f"it needs {_mb(needed)}"
+        need = f"it needs {format_bytes(needed)}"
     elif written:
-        need = f"it needs more than the {_mb(written)} written when the disk filled"
+        need = f"it needs more than the {format_bytes(written)} written when the disk filled"
     else:
         need = "it needs more"
-    return (f"no space left on the device writing '{path}': {_mb(free)} free there, {need}. Free some space "
-            "there or write to another folder, then run the same command again.")
+    return (f"no space left on the device writing '{path}': {format_bytes(free)} free there, {need}. Free some "
+            "space there or write to another folder, then run the same command again.")
 
 
 def check_free_space(path, needed: int, what: str):
     """Refuse a step before it starts when the file system of ``path`` has less than ``needed`` bytes."""
     free = free_bytes(path)
     if free < needed:
-        raise DiskFullError(f"'{path}' has {_mb(free)} free but {what} needs about {_mb(needed)}. Free some "
-                            "space there or choose another folder.")
+        raise DiskFullError(f"'{path}' has {format_bytes(free)} free but {what} needs about "
+                            f"{format_bytes(needed)}. Free some space there or choose another folder.", up_front=True)
 
 
 @contextlib.contextmanager

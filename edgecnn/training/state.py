@@ -21,6 +21,7 @@ from edgecnn import atomic
 from edgecnn.errors import RunError
 from edgecnn.rundir import MODEL_FILE, RUN_FILE
 from edgecnn.training.options import diff_args
+from edgecnn.training.space import remove_partial_checkpoints
 from edgecnn.write_errors import creating
 
 PROGRESS_DIR = ".progress"
@@ -37,6 +38,7 @@ class RunState:
         self.status = status  # "new", "resume" or "complete"
         self.data = data or {"arguments": args, "phases": {}}
         self.writer = True  # False on MultiWorker workers other than the chief
+        self.needed = None  # bytes the run writes into RUN_DIR at most, once the model is built (space.py)
 
     @property
     def progress(self) -> Path:
@@ -114,8 +116,9 @@ def prepare(out, args: dict, data_sha: str, overwrite: bool = False) -> RunState
         raise RunError(f"--out '{out}' is a file, not a folder. Choose a folder for the RUN_DIR.")
     with creating(out):
         out.mkdir(parents=True, exist_ok=True)
-    if _chief(args):
-        atomic.clean_folder(out)  # half-written files of a killed or failed attempt (.progress/*.h5, ...)
+    if _chief(args):  # half-written files of a killed or failed attempt (.progress/*.h5, checkpoints)
+        atomic.clean_folder(out)
+        remove_partial_checkpoints(out / PROGRESS_DIR)
     if not overwrite and (out / RUN_FILE).is_file() and (out / MODEL_FILE).is_file():
         old = _read_json(out / RUN_FILE)
         _differs(out, old.get("arguments", {}), args, finished=True)

@@ -40,15 +40,13 @@ from pathlib import Path
 
 from edgecnn import __version__
 from edgecnn.atomic import atomic_dir, write_json
+from edgecnn.bundle_schema import MODEL, RESIZE_METHODS, SCHEMA_VERSION, check_manifest, is_int  # noqa: F401
 from edgecnn.errors import BundleError
 
 MANIFEST = "edgecnn.json"
 LABELS = "labels.txt"
-MODEL = "model.tflite"
 MODEL_EDGETPU = "model_edgetpu.tflite"
-SCHEMA_VERSION = 1
 REQUIRED_KEYS = ("schema_version", "edgecnn_version", "created_at", "model", "labels", "decision", "files")
-RESIZE_METHODS = ("bilinear", "area", "nearest")
 
 
 def sha256_file(path) -> str:
@@ -128,6 +126,7 @@ def write_bundle(out_dir, files: dict, manifest: dict) -> Path:
         (tmp / LABELS).write_text("".join(f"{label}\n" for label in manifest["labels"]), encoding="utf-8")
         manifest = dict(manifest)
         manifest["files"] = _hash_files(tmp)
+        check_manifest(manifest, out_dir / MANIFEST)  # a bundle the board would refuse is never written
         write_json(tmp / MANIFEST, manifest)
     return out_dir
 
@@ -156,27 +155,31 @@ def load_manifest(bundle_dir) -> dict:
     except (ValueError, UnicodeDecodeError) as exc:
         raise BundleError(f"'{path}' is not valid JSON ({exc}). Re-run `edgecnn convert` to rebuild the "
                           "bundle.") from None
+    if not isinstance(manifest, dict):
+        raise BundleError(f"'{path}' holds {type(manifest).__name__} JSON, not an object: it is not an edgecnn "
+                          "manifest. Re-run `edgecnn convert` to rebuild the bundle.")
     missing = [key for key in REQUIRED_KEYS if key not in manifest]
     if missing:
         raise BundleError(f"'{path}' lacks {', '.join(missing)}. Re-run `edgecnn convert` to rebuild the bundle.")
-    if manifest["schema_version"] > SCHEMA_VERSION:
+    if is_int(manifest["schema_version"]) and manifest["schema_version"] > SCHEMA_VERSION:
         raise BundleError(f"'{path}' has schema_version {manifest['schema_version']}, newer than this edgecnn "
                           f"reads ({SCHEMA_VERSION}). Upgrade edgecnn on this machine.")
+    check_manifest(manifest, path)
     return manifest
 
 
 def verify_bundle(bundle_dir) -> dict:
     """Check every listed file's sha256; return the manifest or raise a BundleError naming the file."""
     bundle_dir = Path(bundle_dir)
-    manifest = load_manifest(bundle_dir)
-    model_file = manifest["model"].get("tflite", MODEL)
-    if model_file not in manifest["files"]:
-        raise BundleError(f"bundle '{bundle_dir}' lists no sha256 for its model '{model_file}'. Rebuild it with "
-                          "`edgecnn convert`.")
+    manifest = load_manifest(bundle_dir)  # every named path is inside the bundle and listed in files
+    root = bundle_dir.resolve()
     for rel, info in manifest["files"].items():
         path = bundle_dir / rel
         if not path.is_file():
             raise BundleError(f"bundle '{bundle_dir}' is missing '{rel}'. Copy the whole bundle folder again.")
+        if not path.resolve().is_relative_to(root):  # a symbolic link pointing out of the bundle
+            raise BundleError(f"'{path}' is a link to '{path.resolve()}', outside the bundle: refused. Copy the "
+                              "bundle with real files (cp -rL) instead of links.")
         actual = sha256_file(path)
         if actual != info["sha256"]:
             raise BundleError(f"'{path}' does not match its sha256 in {MANIFEST} (expected {info['sha256'][:12]}…, "
@@ -188,6 +191,7 @@ def update_manifest(bundle_dir, **sections) -> dict:
     """Replace top-level sections of an existing bundle's manifest atomically (e.g. ``decision``)."""
     manifest = load_manifest(bundle_dir)
     manifest.update(sections)
+    check_manifest(manifest, Path(bundle_dir) / MANIFEST)
     write_json(Path(bundle_dir) / MANIFEST, manifest)
     return manifest
 

@@ -18,6 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecnn.converters.criteria import failures as criteria_failures
+from edgecnn.converters.criteria import flip_pct
 from edgecnn.devices.decision import top1
 from edgecnn.errors import DataError
 from edgecnn.metrics import classification_report, expected_calibration_error
@@ -66,6 +68,7 @@ def pair_metrics(y_true, ref_probs, probs, labels, ref_report=None, report=None)
         "accuracy_drop_pp": _pp(ref_report["accuracy"] - report["accuracy"]),
         "balanced_accuracy_drop_pp": _pp(ref_report["balanced_accuracy"] - report["balanced_accuracy"]),
         "agreement": float((top1(ref_probs) == top1(probs)).mean()) if n else 1.0,
+        "flip_pct": flip_pct(ref_probs, probs),
         "mean_abs_prob_diff": float(np.abs(ref_probs - probs).mean()) if n else 0.0,
         "per_class": per_class,
         "hardest_classes": hardest,
@@ -113,13 +116,15 @@ def compare_groups(y_true, probs_by_model: dict, groups, labels, reference: str 
     return out
 
 
-def gate(comparison: dict, max_drop=None, max_class_drop=None, groups=None) -> dict:
-    """The CI gate: fails when any model's overall drop exceeds ``max_drop`` (pp), or any class's
+def gate(comparison: dict, max_drop=None, max_class_drop=None, groups=None, max_flips=None) -> dict:
+    """The CI gate: fails when any model's overall accuracy drop exceeds ``max_drop`` (pp), its top-1
+    differs from the reference on more than ``max_flips`` percent of the images, or any class's
     recall drop or any group's accuracy drop exceeds ``max_class_drop`` (pp).
 
     Args:
         comparison: from :func:`compare_models`.
         max_drop, max_class_drop: limits in percentage points; None leaves that check out.
+        max_flips: limit on the percentage of flipped images; None leaves it out.
         groups: from :func:`compare_groups`, or None.
 
     Returns:
@@ -127,9 +132,7 @@ def gate(comparison: dict, max_drop=None, max_class_drop=None, groups=None) -> d
     """
     failures = []
     for name, vs in comparison["vs_reference"].items():
-        if max_drop is not None and vs["accuracy_drop_pp"] > max_drop:
-            failures.append(f"{name}: top-1 accuracy dropped {vs['accuracy_drop_pp']:.2f} pp "
-                            f"(limit --max-drop {max_drop:g})")
+        failures += criteria_failures(name, vs["accuracy_drop_pp"], vs["flip_pct"], max_drop, max_flips)
         if max_class_drop is None:
             continue
         for label, pc in vs["per_class"].items():
@@ -141,8 +144,10 @@ def gate(comparison: dict, max_drop=None, max_class_drop=None, groups=None) -> d
             if g and g["accuracy_drop_pp"] > max_class_drop:
                 failures.append(f"{name}: group '{group}' accuracy dropped {g['accuracy_drop_pp']:.2f} pp "
                                 f"(limit --max-class-drop {max_class_drop:g})")
-    return {"passed": not failures, "checked": max_drop is not None or max_class_drop is not None,
-            "max_drop_pp": max_drop, "max_class_drop_pp": max_class_drop, "failures": failures}
+    return {"passed": not failures,
+            "checked": max_drop is not None or max_class_drop is not None or max_flips is not None,
+            "max_drop_pp": max_drop, "max_flips_pct": max_flips, "max_class_drop_pp": max_class_drop,
+            "failures": failures}
 
 
 def read_groups_csv(path, files, root=None) -> list:

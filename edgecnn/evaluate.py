@@ -177,7 +177,7 @@ def collect_probs(bundle_dirs: Sequence, run_dir, data=None, split: Optional[str
 
 
 def evaluate(bundle_dirs: Sequence, run_dir, data=None, groups_csv=None, max_drop: Optional[float] = None,
-             max_class_drop: Optional[float] = None, debug_layers: bool = False, report=None,
+             max_class_drop: Optional[float] = None, max_flips: Optional[float] = None, debug_layers: bool = False, report=None,
              progress=None, robustness: Optional[dict] = None) -> dict:
     """Compare the float model of ``run_dir`` with each bundle (and their ensemble) and apply the gate.
 
@@ -186,7 +186,9 @@ def evaluate(bundle_dirs: Sequence, run_dir, data=None, groups_csv=None, max_dro
         run_dir: the RUN_DIR holding the float model and its recorded splits.
         data: a DATA folder (class-folder layout) to evaluate on instead of the run's test split.
         groups_csv: a CSV of ``file,group`` rows for per-group figures.
-        max_drop: gate on the top-1 drop (pp) of each model against the float one.
+        max_drop: gate on the top-1 accuracy drop (pp) of each model against the float one.
+        max_flips: gate on the percentage of images whose top-1 differs from the float model's
+            (:mod:`edgecnn.converters.criteria`, the same criterion as ``convert --max-flips``).
         max_class_drop: gate on each class's recall drop and each group's accuracy drop (pp).
         debug_layers: rank layers by quantization error (also done when the gate fails).
         report: path of an HTML report; ``report.json`` is written beside it.
@@ -206,7 +208,7 @@ def evaluate(bundle_dirs: Sequence, run_dir, data=None, groups_csv=None, max_dro
     groups = None
     if groups_csv is not None:
         groups = compare_groups(y, probs, read_groups_csv(groups_csv, c["files"], c["root"]), labels, FLOAT)
-    verdict = gate(comparison, max_drop, max_class_drop, groups)
+    verdict = gate(comparison, max_drop, max_class_drop, groups, max_flips)
     result = {
         "run_dir": c["run"]["run_dir"],
         "bundles": [str(b["dir"]) for b in c["bundles"]],

@@ -166,3 +166,17 @@ def test_robustness_option_errors(built):
                                   "brightness, contrast, exposure, jpeg, rotation, occlusion.")
     res = invoke("evaluate", built["good_bundle"], "--against", built["good_run"], "--robustness", "--fgsm-eps", "-1")
     assert res.output.strip() == "Error: --fgsm-eps: epsilons must be > 0 (pixel units out of 255), got -1."
+
+
+def test_max_flips_is_its_own_gate(built):
+    """--max-flips counts images whose top-1 differs from the float model's, labels or not; --max-drop
+    is the accuracy drop. Same meaning as convert's options."""
+    res = invoke("evaluate", built["broken_bundle"], "--against", built["broken_run"], "--max-flips", "0", "--json")
+    assert res.exit_code == 1, res.output
+    out = json.loads(res.output)
+    vs = out["vs_float"]["int8"]
+    assert vs["flip_pct"] == pytest.approx(100 * (1 - vs["agreement"]), abs=1e-3) and vs["flip_pct"] > 0
+    assert any("top-1 changed against the float model" in f and "--max-flips 0" in f for f in out["gate"]["failures"])
+    assert out["gate"]["max_flips_pct"] == 0
+    res = invoke("evaluate", built["good_bundle"], "--against", built["good_run"], "--max-flips", "100", "--json")
+    assert res.exit_code == 0 and json.loads(res.output)["gate"]["passed"]

@@ -70,3 +70,43 @@ def test_qat_refuses_a_qat_run(qat_run_dir, tmp_path):
     res = CliRunner().invoke(cli, ["qat", str(out), "--out", str(tmp_path / "again")])
     assert res.exit_code == 2
     assert res.stderr.startswith(f"Error: '{out}' is already a QAT run")
+
+
+@pytest.fixture(scope="module")
+def small_pretrained_run(tmp_path_factory, hymenoptera, pretrained_dir):
+    """Head training on the cheapest real pretrained base, MobileNet v1 0.25/128 (about 15 s)."""
+    from edgecnn.train import finetune
+
+    out = tmp_path_factory.mktemp("v1_025") / "run"
+    finetune(hymenoptera, out, quiet=True, backbone="mobilenet_v1", alpha=0.25, input_size=128, epochs=15,
+             fine_tune_epochs=0, patience=5, seed=0,
+             weights=str(pretrained_dir / "mobilenet_v1_0.25_128_imagenet_notop.h5"))
+    return out
+
+
+@pytest.mark.shared
+def test_qat_on_a_pretrained_mobilenet_folds_batchnorm_and_keeps_ptq_accuracy(small_pretrained_run, tmp_path):
+    """Issue 13: QAT took MobileNet v1 from 0.94 to 0.45 (every BatchNorm left out, ranges stuck at
+    [-6, 6]) and exited 0. Now the whole graph is annotated, ranges start from float statistics and
+    the kept epoch is never below plain PTQ's int8 accuracy on val."""
+    from edgecnn.bundle import model_path, verify_bundle
+    from edgecnn.converters.bundle_writer import convert_run
+    from edgecnn.converters.tflite import predict_tflite
+    from edgecnn.retrain import split_arrays
+    from edgecnn.rundir import load_run
+
+    out = tmp_path / "qat"
+    res = CliRunner().invoke(cli, ["qat", str(small_pretrained_run), "--out", str(out), "--epochs", "1", "--json"])
+    assert res.exit_code == 0, res.output
+    report = json.loads(res.stdout)
+    assert [e["type"] for e in report["left_out"]] == ["Rescaling"]  # every BatchNorm folds with its conv
+    assert report["ranges_from_float"] >= 27                           # input, 27 ReLUs, pool, softmax...
+    assert not report["worse_than_ptq"]
+    assert report["qat_int8_accuracy"] >= report["ptq_int8_accuracy"]
+    assert report["qat_int8_accuracy"] >= report["val_accuracy_before"] - 0.02  # float, 3 of 153 images
+    # The bundle convert writes from the QAT run scores what qat reported for its int8 export.
+    convert_run(out, tmp_path / "bundle", eval_size=0, golden=0)
+    manifest = verify_bundle(tmp_path / "bundle")
+    x, y = split_arrays(load_run(out), "val")
+    probs = predict_tflite(model_path(tmp_path / "bundle", manifest).read_bytes(), x)
+    assert float(np.mean(probs.argmax(1) == y)) == pytest.approx(report["qat_int8_accuracy"], abs=1.5 / len(y))

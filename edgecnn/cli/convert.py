@@ -3,6 +3,7 @@
 import click
 
 from edgecnn.cli.common import emit, output_options
+from edgecnn.converters.criteria import DEFAULT_MAX_FLIPS_PCT
 
 
 @click.command("convert")
@@ -28,20 +29,26 @@ from edgecnn.cli.common import emit, output_options
               help="Held-out images for the quick float-vs-quantized accuracy (0 skips it).")
 @click.option("--golden", type=click.IntRange(0), default=4, show_default=True, help="Golden samples to store.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the drawn calibration set.")
-@click.option("--max-drop", type=click.FloatRange(0), default=None,
-              help="--int8: if full-integer PTQ loses more than this top-1 (pp) on the val split, retry with bias "
-                   "correction, the worst layers kept in float, QAT, then float16; keep the smallest model within it "
-                   "(attempts in the manifest).")
+@click.option("--max-drop", type=click.FloatRange(0), default=None, metavar="PP",
+              help="--int8: the remedy ladder's accuracy criterion: at most this top-1 drop (percentage points) "
+                   "against the float model on the val split. The ladder (bias-corrected PTQ, plain PTQ, worst "
+                   "layers in float, QAT, float16) keeps the first model within both criteria (attempts in the "
+                   "manifest).")
+@click.option("--max-flips", type=click.FloatRange(0, 100), default=None, metavar="PCT",
+              help="--int8: the ladder's agreement criterion: at most this percentage of images (val, train and "
+                   f"their mirror images) whose top-1 differs from the float model's [default with the ladder: "
+                   f"{DEFAULT_MAX_FLIPS_PCT:g}]. Either option runs the ladder.")
 @click.option("--bias-correction/--no-bias-correction", default=True, show_default=True,
               help="--int8: correct the mean shift that int8 weight rounding puts on each channel before converting.")
 @output_options
 def convert(run_dir, out, mode, io, calibration, calibration_size, fallbacks, edgetpu, require_edgetpu, eval_size,
-            golden, seed, max_drop, bias_correction, quiet, as_json):
+            golden, seed, max_drop, max_flips, bias_correction, quiet, as_json):
     """Convert RUN_DIR's model to TFLite and write a verified bundle to --out."""
     from edgecnn.converters.bundle_writer import convert_run, format_summary
 
     result = convert_run(run_dir, out, mode=mode or "int8", io=io, calibration=calibration,
                          calibration_size=calibration_size, fallbacks=fallbacks, edgetpu=edgetpu or require_edgetpu,
                          require_edgetpu=require_edgetpu, eval_size=eval_size, golden=golden, seed=seed,
-                         max_drop=max_drop, bias_correction=bias_correction)
+                         max_drop=max_drop, max_flips=max_flips, bias_correction=bias_correction,
+                         progress=None if quiet or as_json else (lambda msg: click.echo(msg, err=True)))
     emit(result, as_json, quiet, lambda: format_summary(result))

@@ -104,8 +104,11 @@ def format_summary(result: dict) -> str:
               help="The RUN_DIR the bundles were converted from (its float model and recorded splits).")
 @click.option("--groups", "groups_csv", type=click.Path(dir_okay=False), default=None,
               help="CSV of 'file,group' rows: the same figures per sub-population.")
-@click.option("--max-drop", type=click.FloatRange(0), default=None,
-              help="Gate: exit 1 when any model's top-1 drop against the float model exceeds this (pp).")
+@click.option("--max-drop", type=click.FloatRange(0), default=None, metavar="PP",
+              help="Gate: exit 1 when any model's top-1 accuracy drop against the float model exceeds this (pp).")
+@click.option("--max-flips", type=click.FloatRange(0, 100), default=None, metavar="PCT",
+              help="Gate: exit 1 when any model's top-1 differs from the float model's on more than this "
+                   "percentage of the images (as convert --max-flips).")
 @click.option("--max-class-drop", type=click.FloatRange(0), default=None,
               help="Gate: exit 1 when any class's recall drop or any group's top-1 drop exceeds this (pp).")
 @click.option("--debug-layers", is_flag=True,
@@ -122,7 +125,7 @@ def format_summary(result: dict) -> str:
               help="With --robustness: FGSM steps in pixel units out of 255 (default 1,2,4,8; 'none' skips FGSM).")
 @click.option("--seed", default=0, show_default=True, help="With --robustness: the corruption seed.")
 @output_options
-def evaluate(paths, run_dir, groups_csv, max_drop, max_class_drop, debug_layers, report, robustness, corruptions,
+def evaluate(paths, run_dir, groups_csv, max_drop, max_flips, max_class_drop, debug_layers, report, robustness, corruptions,
              severities, fgsm_eps, seed, quiet, as_json):
     """Compare RUN_DIR's float model with one or more bundles on held-out images.
 
@@ -137,7 +140,7 @@ def evaluate(paths, run_dir, groups_csv, max_drop, max_class_drop, debug_layers,
     rob = robustness_options(robustness, corruptions, severities, fgsm_eps, seed)
     progress = None if (quiet or as_json) else (lambda msg: click.echo(msg, err=True))
     result = run_evaluate(bundles, run_dir, data=data, groups_csv=groups_csv, max_drop=max_drop,
-                          max_class_drop=max_class_drop, debug_layers=debug_layers, report=report,
+                          max_flips=max_flips, max_class_drop=max_class_drop, debug_layers=debug_layers, report=report,
                           progress=progress, robustness=rob)
     emit(result, as_json, quiet, lambda: format_summary(result))
     if not result["gate"]["passed"]:

@@ -52,12 +52,14 @@ class Capture:
         self.backoff_s, self.backoff_max_s = float(backoff_s), float(backoff_max_s)
         self.exit_on_end = exit_on_end or mode == "replay"
         self.on_event = on_event or (lambda event: None)
-        self.stats = {"frames": 0, "dropped": 0, "reconnects": 0, "stalls": 0, "repeats": 0, "failures": 0}
+        self.stats = {"frames": 0, "dropped": 0, "reconnects": 0, "stalls": 0, "repeats": 0, "failures": 0,
+                      "bad_frames": 0}
         self._cond = threading.Condition()
         self._slot = None
         self._queue = queue.Queue(maxsize=queue_size)
         self._stop = threading.Event()
         self._ended = False
+        self._end_announced = False
         self._generation = 0
         self._trouble = None          # (generation, reason) reported by a reader
         self._last_frame = time.monotonic()
@@ -82,6 +84,7 @@ class Capture:
                 return None
             if item is _END:
                 self._ended = True
+                self._announce_end()
                 return None
             return item
         deadline = time.monotonic() + timeout
@@ -92,7 +95,17 @@ class Capture:
                     return None
                 self._cond.wait(remaining)
             frame, self._slot = self._slot, None
-            return frame
+            ended = frame is None and self._ended
+        if ended:
+            self._announce_end()
+        return frame
+
+    def _announce_end(self):
+        # said by the consumer once it has taken every frame, so `source_ended` follows the last frame's
+        # event in the stream (the reader reaches the end while frames still wait in the queue)
+        if not self._end_announced:
+            self._end_announced = True
+            self.on_event({"event": "source_ended", "bad_frames": self.stats["bad_frames"]})
 
     @property
     def finished(self):
@@ -137,12 +150,18 @@ class Capture:
         except Exception as exc:
             self._report(generation, f"open failed: {exc}")
             return
-        previous, repeats = None, 0
+        previous, repeats, bad_seen = None, 0, 0
         try:
             while not self._stop.is_set() and generation == self._generation:
                 image = source.read()
                 if generation != self._generation:
                     return
+                bad = getattr(source, "bad_frames", 0)
+                if bad > bad_seen:  # skipped undecodable frames or files: counted and said, not fatal
+                    self.stats["bad_frames"] += bad - bad_seen
+                    bad_seen = bad
+                    self.on_event({"event": "bad_frames", "count": self.stats["bad_frames"],
+                                   "reason": getattr(source, "last_bad", None)})
                 if image is None:
                     live = getattr(source, "live", True)
                     self._report(generation, "ended" if not live else "read failed")
@@ -220,8 +239,7 @@ class Capture:
                 continue
             reason = trouble[1]
             if reason in ("ended", "read failed") and self.exit_on_end:
-                self.on_event({"event": "source_ended"})
-                self._finish()
+                self._finish()  # the consumer announces source_ended once it has taken every frame
                 return
             self._generation += 1  # abandon the current reader, even if it is stuck in read()
             self.stats["failures"] += 1

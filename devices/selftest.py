@@ -16,6 +16,7 @@ import numpy as np
 
 from edgecnn.bundle import load_golden, model_path, verify_bundle
 from edgecnn.devices import backends
+from edgecnn.devices.imageio import read_image
 from edgecnn.errors import BundleError, EdgecnnError
 
 
@@ -49,12 +50,12 @@ def self_test(bundle_dir, backend="auto", threads=None, edgetpu=False) -> dict:
         for sample, expected_input in samples:
             name = sample["input"]
             if sample.get("source"):
-                import cv2
-
-                bgr = cv2.imread(str(bundle_dir / sample["source"]), cv2.IMREAD_COLOR)
-                if bgr is None:
-                    errors.append(f"golden source '{sample['source']}' cannot be decoded by OpenCV")
-                else:
+                try:  # through bytes: a bundle under a non-UTF-8 path crashed cv2.imread
+                    bgr = read_image(bundle_dir / sample["source"])
+                except EdgecnnError as exc:
+                    bgr = None
+                    errors.append(f"golden source '{sample['source']}' cannot be used: {exc}")
+                if bgr is not None:
                     got = resize_rgb(engine.rgb(bgr), engine.primary.size, model.get("resize", "bilinear"))
                     if got.shape != expected_input.shape or not np.array_equal(got, expected_input):
                         diff = (np.abs(got.astype(int) - expected_input.astype(int))

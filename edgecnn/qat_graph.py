@@ -155,7 +155,11 @@ def init_ranges(qat, model, images: np.ndarray, batch_size: int = 16) -> int:
     tensor on ``images`` (raw pixels), and every weight range to its kernel's; return how many
     activation ranges were set."""
     from edgecnn.converters.tflite import with_full_range
+    from edgecnn.models import copy_model
 
+    # A copy has one graph: the layers of a model built in this process may also belong to the
+    # base they were inlined from, and ``layer.output`` would then name a tensor of that graph.
+    model = copy_model(model)
     images = with_full_range(images)  # the uint8 input is pinned to 0-255 the same way
     qat(images[:1], training=True)  # weight quantizers (last value) take their kernels' ranges
     targets = []

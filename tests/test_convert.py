@@ -215,9 +215,14 @@ def test_model_path_helper_reads_the_bundle(tiny_bundle):
 def test_demo_steps(mini_run, tmp_path):
     from edgecnn.converters.demo_steps import convert_step, prune_step
 
-    ctx = {"out": tmp_path, "quiet": True, "run_dir": mini_run, "passed": True}
+    ctx = {"out": tmp_path, "quiet": True, "run_dir": mini_run, "failures": [], "progress": None}
     line = convert_step(ctx)
     assert line.startswith("convert: int8 model.tflite") and verify_bundle(ctx["bundle_dir"])
+    assert "calibrated on 100 training images" in line  # the CLI's default, not a demo-only setting
     line = prune_step(ctx)
-    assert line.startswith("prune: 0.50 sparsity") and "x the plain int8 file" in line
+    assert line.startswith("prune: 50% of the prunable weights zeroed") and "x the unpruned int8 file gzipped" in line
+    held = "held" in line
+    assert held == (not ctx["failures"])  # a pruned model that lost accuracy fails the demo, saying why
+    if not held:
+        assert ctx["failures"][0]["why"].startswith("the 50% pruned int8 model is ")
     assert verify_bundle(tmp_path / "bundle_pruned")["source"]["pruning"]["target_sparsity"] == 0.5

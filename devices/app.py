@@ -73,6 +73,9 @@ def run(bundle_dir, source, backend="auto", threads=None, edgetpu=False, mode="a
     """
     if show:
         _check_show()
+    for name, value in (("duration_s", duration_s), ("max_frames", max_frames)):
+        if value is not None and not value > 0:
+            raise DeviceError(f"{name} is {value}; give a number above 0 (or None for no limit).")
     if mode == "auto":
         mode = "replay" if not callable(source) and source_kind(source) in ("file", "folder") else "live"
     stop = stop_event or threading.Event()
@@ -106,14 +109,21 @@ def run(bundle_dir, source, backend="auto", threads=None, edgetpu=False, mode="a
                       exit_on_end=exit_on_source_end, on_event=emit_status,
                       prepare=lambda image: current[0].prepare(image))
     review = server = watcher = None
-    if review_dir:
-        from edgecnn.devices.review import ReviewStore
+    try:  # a bad --review-dir or --http fails here, clearly, before any thread starts
+        if review_dir:
+            from edgecnn.devices.review import ReviewStore
 
-        review = ReviewStore(review_dir, review_quota_mb)
-    if http_port is not None:
-        from edgecnn.devices.status_http import StatusServer
+            review = ReviewStore(review_dir, review_quota_mb)
+        if http_port is not None:
+            from edgecnn.devices.status_http import StatusServer
 
-        server = StatusServer(stats, http_port, http_host)
+            server = StatusServer(stats, http_port, http_host)
+    except BaseException:
+        for source in first:
+            source.release()
+        engine.close()
+        writer.close()
+        raise
     if watch_bundle:
         from edgecnn.devices.hotswap import BundleWatcher
 

@@ -10,6 +10,7 @@ import os
 from pathlib import Path
 
 from edgecnn.atomic import write_bytes, write_text
+from edgecnn.errors import DeviceError
 
 log = logging.getLogger("edgecnn.devices.review")
 
@@ -20,8 +21,12 @@ class ReviewStore:
         self.quota_bytes = int(float(quota_mb) * 1024 * 1024)
         self.jpeg_quality = int(jpeg_quality)
         self.saved = self.deleted = self.errors = 0
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self._entries = self._scan()   # [(stem, bytes)] oldest first
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._entries = self._scan()   # [(stem, bytes)] oldest first
+        except OSError as exc:
+            raise DeviceError(f"cannot use --review-dir '{self.folder}' ({exc.strerror or exc}). Give a folder this "
+                              "user can create and write.") from None
         self._bytes = sum(size for _, size in self._entries)
 
     def _scan(self):

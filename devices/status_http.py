@@ -8,6 +8,8 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
+from edgecnn.errors import DeviceError
+
 
 class Stats:
     """Counters of a run: fps, latency percentiles (last ``window`` frames), labels, fallback reasons."""
@@ -88,7 +90,12 @@ class StatusServer:
             def log_message(self, *args):  # keep stdout for events
                 pass
 
-        self.server = ThreadingHTTPServer((host, int(port)), Handler)
+        try:
+            self.server = ThreadingHTTPServer((host, int(port)), Handler)
+        except OSError as exc:  # port in use, an address not on this board, a name that does not resolve
+            why = exc.strerror or str(exc)
+            raise DeviceError(f"cannot serve the status on {host}:{port} ({why}). Choose a free --http PORT (0 picks "
+                              "one) and an --http-host of this board (127.0.0.1, or 0.0.0.0 for every address).") from None
         self.server.daemon_threads = True
         self.host, self.port = host, self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, name="edgecnn-http", daemon=True)

@@ -14,7 +14,7 @@ import numpy as np
 
 from edgecnn.bundle import MODEL, MODEL_EDGETPU, RESIZE_METHODS, make_manifest, write_bundle
 from edgecnn.devices import backends
-from edgecnn.devices.preprocess import bgr_to_rgb, resize_rgb, to_input_tensor
+from edgecnn.devices.preprocess import bgr_to_rgb, quantize, resize_rgb, to_input_tensor
 from edgecnn.devices.imageio import read_image
 from edgecnn.errors import BundleError, DeviceError
 
@@ -53,6 +53,35 @@ def _load_rgb(image):
         return bgr_to_rgb(read_image(image))
     except DeviceError as exc:
         raise BundleError(f"cannot use golden image '{image}': {exc}") from None
+
+
+MIN_INPUT_LEVELS = 32  # of an integer input's 256: fewer and every frame looks alike to the model
+
+
+def check_normalization(interpreter, mean, std, model="the model"):
+    """Refuse ``mean``/``std`` that the model's input quantization turns into a handful of levels.
+
+    The 256 pixel values become ``q = round((pixel - mean) / std / scale) + zero_point`` (DESIGN rule
+    6: scale and zero point from the .tflite). ``--mean 128 --std 128`` on a model whose quantization
+    says it takes raw pixels (scale 1) leaves 2 levels, and forgetting them on a Coral model (scale
+    1/128) clips all but one pixel value: either way every frame becomes one class.
+    """
+    if not std or float(std) <= 0:
+        raise BundleError(f"--std {std:g} must be above 0 (the model sees (pixel - mean) / std).")
+    dtype, scale, zero_point = backends.input_quantization(interpreter)
+    if dtype.kind == "f" or not scale:
+        return  # a float input takes any real value: nothing to compare with
+    pixels = np.arange(256, dtype=np.float32)
+    levels = len(np.unique(quantize((pixels - np.float32(mean)) / np.float32(std), dtype, scale, zero_point)))
+    if levels >= MIN_INPUT_LEVELS:
+        return
+    # the mean and std under which pixel p is fed as the integer p (uint8) or p - 128 (int8)
+    fit_mean = zero_point + (128 if dtype == np.int8 else 0)
+    raise BundleError(
+        f"--mean {mean:g} --std {std:g} map the 256 pixel values onto only {levels} of the input levels of "
+        f"'{model}' (its input quantization: {dtype.name}, scale {scale:g}, zero point {zero_point}): every "
+        f"frame would look alike to it. That quantization says the model takes (pixel - {fit_mean:g}) / "
+        f"{1 / scale:.4g}: use --mean {fit_mean:g} --std {1 / scale:.4g}, or the values its documentation gives.")
 
 
 def golden_samples(interpreter, images, size, resize, mean, std, source_max=256):
@@ -113,6 +142,7 @@ def wrap_tflite(model, labels, out, mean=0.0, std=1.0, edgetpu_model=None, fallb
     if classes != len(labels):
         raise BundleError(f"model '{model}' has {classes} outputs but the labels list has {len(labels)} entries.")
     interpreter, _ = backends.make_interpreter(model, backend)
+    check_normalization(interpreter, mean, std, model)
     size = backends.input_size(interpreter)
     golden_files, samples = golden_samples(interpreter, images if images is not None else synthetic_images(),
                                            size, resize, mean, std)

@@ -3,6 +3,7 @@
 import click
 
 from edgecnn.cli.common import emit, output_options
+from edgecnn.errors import DeviceError
 
 
 def _format(result):
@@ -28,8 +29,16 @@ def _format(result):
 @click.option("--edgetpu", is_flag=True, help="Time the bundle's Edge TPU model with libedgetpu.")
 @output_options
 def benchmark(target, backends, threads, runs, warmup, edgetpu, quiet, as_json):
-    """Invoke latency p50/p90/p99, throughput and peak RSS of a .tflite or a bundle's model."""
+    """Invoke latency p50/p90/p99, throughput and peak RSS of a .tflite or a bundle's model.
+
+    Exit 2 when a configuration cannot run (the model does not load, the backend is not installed).
+    """
     from edgecnn.devices.benchmark import benchmark as run_benchmark
 
     result = run_benchmark(target, backends, threads, runs, warmup, edgetpu)
     emit(result, as_json, quiet, lambda: _format(result))
+    failed = [r for r in result["results"] if r["error"]]
+    if failed:  # the JSON above keeps every entry; the exit status says that not all of them ran
+        raise DeviceError(f"{len(failed)} of {len(result['results'])} benchmark configurations of "
+                          f"'{result['model']}' could not run: " +
+                          "; ".join(f"{r['requested']} threads {r['threads']}: {r['error']}" for r in failed))

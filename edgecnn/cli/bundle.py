@@ -48,15 +48,27 @@ def wrap(model, labels, out, mean, std, edgetpu_model, fallbacks, resize, images
               show_default=True)
 @output_options
 def verify(bundle_dir, self_test, backend, quiet, as_json):
-    """Check every file's sha256 (and with --self-test the golden samples); exit 2 naming what differs."""
-    if self_test:
-        from edgecnn.devices.selftest import check
+    """Check every file's sha256 (and with --self-test the golden samples); exit 2 naming what differs.
 
-        report = check(bundle_dir, backend)
-        emit(report, as_json, quiet, lambda: "\n".join(f"ok  {line}" for line in report["checks"]))
-        return
+    With --json, one JSON object on stdout whatever the outcome (``ok`` false and ``errors`` when it fails).
+    """
     from edgecnn.bundle import verify_bundle
+    from edgecnn.errors import BundleError, EdgecnnError
 
-    manifest = verify_bundle(bundle_dir)
-    result = {"ok": True, "bundle": str(bundle_dir), "files": len(manifest["files"])}
-    emit(result, as_json, quiet, f"ok: {len(manifest['files'])} files match their sha256 in {bundle_dir}")
+    if self_test:
+        from edgecnn.devices.selftest import self_test as run_self_test
+
+        report = run_self_test(bundle_dir, backend)
+    else:
+        try:
+            report = {"ok": True, "bundle": str(bundle_dir), "files": len(verify_bundle(bundle_dir)["files"])}
+        except EdgecnnError as exc:
+            report = {"ok": False, "bundle": str(bundle_dir), "errors": [str(exc)]}
+    if not report["ok"]:
+        if as_json:
+            emit(report, True, quiet)
+        what = "self-test" if self_test else "verification"
+        raise BundleError(f"{what} of bundle '{bundle_dir}' failed: " + "; ".join(report["errors"]))
+    summary = (lambda: "\n".join(f"ok  {line}" for line in report["checks"])) if self_test else \
+        f"ok: {report['files']} files match their sha256 in {bundle_dir}"
+    emit(report, as_json, quiet, summary)

@@ -20,20 +20,21 @@ from edgecnn.cli.common import output_options
 @click.option("--replay/--live", "replay", default=None,
               help="Every frame in order (default for files and folders) or only the latest (cameras, streams).")
 @click.option("--events", type=click.Path(dir_okay=False), default=None, help="JSON-lines file (default stdout).")
-@click.option("--events-max-mb", type=float, default=10.0, show_default=True, help="Rotate the events file at this size.")
+@click.option("--events-max-mb", type=click.FloatRange(0, min_open=True), default=10.0, show_default=True,
+              help="Rotate the events file at this size.")
 @click.option("--review-dir", type=click.Path(file_okay=False), default=None, help="Save uncertain frames here.")
-@click.option("--review-quota", "review_quota", type=float, default=100.0, show_default=True,
+@click.option("--review-quota", "review_quota", type=click.FloatRange(0, min_open=True), default=100.0, show_default=True,
               help="MB kept in --review-dir (oldest deleted first).")
 @click.option("--show", is_flag=True, help="A window with the label overlaid (needs an OpenCV with GUI support).")
 @click.option("--http", "http_port", type=click.IntRange(0, 65535), default=None, help="Serve JSON status on PORT.")
 @click.option("--http-host", default="127.0.0.1", show_default=True, help="Address for --http (0.0.0.0: all).")
 @click.option("--exit-on-source-end", is_flag=True, help="Stop when a live source ends instead of reopening it.")
 @click.option("--max-frames", type=click.IntRange(1), default=None, help="Stop after this many frames.")
-@click.option("--duration", type=float, default=None, help="Stop after this many seconds.")
+@click.option("--duration", type=click.FloatRange(0, min_open=True), default=None, help="Stop after this many seconds.")
 @click.option("--watch-bundle", is_flag=True, help="Hot-swap BUNDLE when it changes, once the new one loads and "
                                                    "passes its self-test; otherwise keep the running one.")
-@click.option("--stall", "stall_s", type=float, default=5.0, show_default=True,
-              help="Reopen the source when no new frame came for this many seconds.")
+@click.option("--stall", "stall_s", type=click.FloatRange(0), default=5.0, show_default=True,
+              help="Reopen the source when no new frame came for this many seconds (0: never).")
 @click.option("--self-test", "self_test", is_flag=True,
               help="Check every file's sha256 and the golden samples on this board, then exit (non-zero on mismatch).")
 @output_options

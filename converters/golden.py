@@ -3,8 +3,8 @@
 For each sample (format in ``edgecnn/bundle.py``): ``golden/NNN.png``, the source photo downscaled
 so its longer side is at most 128 px (lossless, small); ``golden/NNN.npy``, that PNG decoded with
 OpenCV, converted to RGB and resized with the manifest's method -- exactly what the board computes
-from it -- and the dequantized scores of the converted model on that input, from the LiteRT
-interpreter. ``edgecnn run --self-test`` replays them on the board.
+from it -- and the dequantized scores of the converted model on that input from LiteRT's reference kernels, with
+a tolerance measured against its optimized ones (:mod:`edgecnn.devices.golden_kernels` says why). ``edgecnn run --self-test`` replays them on the board.
 """
 
 import io
@@ -33,7 +33,7 @@ def _decode_png(data: bytes) -> np.ndarray:
     return bgr_to_rgb(cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR))
 
 
-def make_golden(paths: List[Path], content: bytes, size, resize: str, atol: float) -> tuple:
+def make_golden(paths: List[Path], content: bytes, size, resize: str) -> tuple:
     """Build golden samples from image files.
 
     Args:
@@ -41,12 +41,11 @@ def make_golden(paths: List[Path], content: bytes, size, resize: str, atol: floa
         content: the converted .tflite model.
         size: the model's ``(height, width)``.
         resize: the manifest's resize method.
-        atol: the score tolerance stored with each sample.
 
     Returns:
         ``(files, samples)``: bundle-relative name -> bytes, and the manifest's golden list.
     """
-    from edgecnn.converters.tflite import predict_tflite
+    from edgecnn.devices.golden_kernels import golden_scores
     from edgecnn.scan import load_image_rgb
 
     files, inputs, samples = {}, [], []
@@ -64,8 +63,7 @@ def make_golden(paths: List[Path], content: bytes, size, resize: str, atol: floa
         inputs.append(model_input)
         samples.append({"input": f"golden/{i:03d}.npy", "source": f"golden/{i:03d}.png",
                         "origin": Path(path).name})
-    scores = predict_tflite(content, inputs)
-    for sample, row in zip(samples, scores):
-        sample["scores"] = [float(v) for v in row]
+    for sample, (scores, atol) in zip(samples, golden_scores(content, inputs, backend="litert")):
+        sample["scores"] = [float(v) for v in scores]
         sample["atol"] = float(atol)
     return files, samples

@@ -14,7 +14,7 @@ import numpy as np
 
 from edgecnn.bundle import MODEL, MODEL_EDGETPU, RESIZE_METHODS, make_manifest, write_bundle
 from edgecnn.devices import backends
-from edgecnn.devices.preprocess import bgr_to_rgb, quantize, resize_rgb, to_input_tensor
+from edgecnn.devices.preprocess import bgr_to_rgb, quantize, resize_rgb
 from edgecnn.devices.imageio import read_image
 from edgecnn.errors import BundleError, DeviceError
 
@@ -84,15 +84,14 @@ def check_normalization(interpreter, mean, std, model="the model"):
         f"{1 / scale:.4g}: use --mean {fit_mean:g} --std {1 / scale:.4g}, or the values its documentation gives.")
 
 
-def golden_samples(interpreter, images, size, resize, mean, std, source_max=256):
-    """``(files, samples)``: golden inputs, PNG sources and the interpreter's dequantized scores."""
+def golden_samples(content: bytes, images, size, resize, mean, std, backend="auto", source_max=256):
+    """``(files, samples)``: golden inputs, PNG sources, and the reference kernels' dequantized scores
+    with a measured tolerance (:func:`edgecnn.devices.golden_kernels.golden_scores` says why)."""
     import cv2
 
-    dtype, scale, zero_point = backends.input_quantization(interpreter)
-    out_scale = float(backends.output_details(interpreter, "quantization")[0])
-    out_integer = np.dtype(backends.output_details(interpreter, "dtype")).kind in "iu"
-    atol = 2.0 * out_scale if out_integer and out_scale else 1e-3
-    files, samples = {}, []
+    from edgecnn.devices.golden_kernels import golden_scores
+
+    files, samples, inputs = {}, [], []
     for i, image in enumerate(images):
         rgb = _load_rgb(image)
         longest = max(rgb.shape[:2])
@@ -101,9 +100,7 @@ def golden_samples(interpreter, images, size, resize, mean, std, source_max=256)
             rgb = resize_rgb(rgb, (max(1, round(rgb.shape[0] * factor)), max(1, round(rgb.shape[1] * factor))),
                              "area")
         resized = resize_rgb(rgb, size, resize)
-        backends.set_input(interpreter, to_input_tensor(resized, size, resize, dtype, scale, zero_point, mean, std))
-        interpreter.invoke()
-        scores = backends.output_scores(interpreter)
+        inputs.append(resized)
         buf = io.BytesIO()
         np.save(buf, resized, allow_pickle=False)
         ok, png = cv2.imencode(".png", rgb[..., ::-1])
@@ -111,9 +108,9 @@ def golden_samples(interpreter, images, size, resize, mean, std, source_max=256)
             raise BundleError("cannot encode a golden source as PNG")
         files[f"golden/{i:03d}.npy"] = buf.getvalue()
         files[f"golden/{i:03d}.png"] = png.tobytes()
-        samples.append({"input": f"golden/{i:03d}.npy", "source": f"golden/{i:03d}.png",
-                        "scores": [round(float(v), 8) for v in scores], "atol": atol,
-                        "top1": int(np.argmax(scores))})
+        samples.append({"input": f"golden/{i:03d}.npy", "source": f"golden/{i:03d}.png"})
+    for sample, (scores, atol) in zip(samples, golden_scores(content, inputs, mean, std, backend)):
+        sample.update(scores=[round(float(v), 8) for v in scores], atol=atol, top1=int(np.argmax(scores)))
     return files, samples
 
 
@@ -144,8 +141,9 @@ def wrap_tflite(model, labels, out, mean=0.0, std=1.0, edgetpu_model=None, fallb
     interpreter, _ = backends.make_interpreter(model, backend)
     check_normalization(interpreter, mean, std, model)
     size = backends.input_size(interpreter)
-    golden_files, samples = golden_samples(interpreter, images if images is not None else synthetic_images(),
-                                           size, resize, mean, std)
+    golden_files, samples = golden_samples(Path(model).read_bytes(),
+                                           images if images is not None else synthetic_images(),
+                                           size, resize, mean, std, backend)
     files = {MODEL: Path(model), **golden_files}
     fallback_names = []
     for i, path in enumerate(fallbacks):

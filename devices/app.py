@@ -12,7 +12,7 @@ import threading
 import time
 
 from edgecnn.devices.capture import Capture
-from edgecnn.devices.engine import Engine
+from edgecnn.devices.engine import Engine, release_memory
 from edgecnn.devices.events import EventWriter, frame_event
 from edgecnn.devices.notify import Notifier
 from edgecnn.devices.sources import open_source, source_kind
@@ -79,9 +79,10 @@ def run(bundle_dir, source, backend="auto", threads=None, edgetpu=False, mode="a
     if mode == "auto":
         mode = "replay" if not callable(source) and source_kind(source) in ("file", "folder") else "live"
     stop = stop_event or threading.Event()
-    writer = EventWriter(events, max_bytes=int(events_max_mb * 1024 * 1024), backups=events_backups,
-                         stream=event_stream)
     stats = Stats()
+    writer = EventWriter(events, max_bytes=int(events_max_mb * 1024 * 1024), backups=events_backups,
+                         stream=event_stream, on_trouble=stats.status_event)
+    stats.extra["event_log"] = writer.stats  # live: disk_full and the events dropped show on the status page
 
     def emit_status(event):
         event = {"event": event["event"], "time": round(time.time(), 3), **event}
@@ -156,6 +157,7 @@ def run(bundle_dir, source, backend="auto", threads=None, edgetpu=False, mode="a
                 if new is not None:
                     engine.close()
                     engine = current[0] = new
+                    release_memory()
                     stats.extra["engine"] = engine.describe()
                     emit_status({"event": "bundle_swapped", **engine.describe()})
             engine.maybe_retry_tpu()

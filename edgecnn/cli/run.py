@@ -68,4 +68,16 @@ def run(bundle, source, backend, threads, edgetpu, replay, events, events_max_mb
         click.echo(f"{summary['frames']} frames in {summary['uptime_s']:.1f} s ({summary['fps_overall']:.1f} fps), "
                    f"latency p50 {lat['p50']} ms p99 {lat['p99']} ms, dropped {summary['capture']['dropped']}, "
                    f"reconnects {summary['capture']['reconnects']}, labels {summary['labels']}, "
-                   f"fallbacks {summary['fallback_reasons']}, degraded: {summary['degraded'] or 'no'}", file=out)
+                   f"fallbacks {summary['fallback_reasons']}, degraded: {summary['degraded'] or 'no'}"
+                   f"{_troubles(summary)}", file=out)
+
+
+def _troubles(summary) -> str:
+    """What the field cost this run, said only when it happened: skipped frames, events lost."""
+    text = ""
+    if summary["capture"].get("bad_frames"):
+        text += f", undecodable frames skipped {summary['capture']['bad_frames']}"
+    log = summary.get("event_log") or {}
+    if log.get("dropped"):
+        text += f", events dropped {log['dropped']} ({log.get('error') or 'disk full, since resumed'})"
+    return text

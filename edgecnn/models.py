@@ -99,6 +99,13 @@ def build_classifier(num_classes: int, backbone: str = "mobilenet_v2", input_siz
         if shape[1] is None or shape[2] is None or shape[1] != shape[2]:
             raise ModelError(f"--base '{base_path}' has input shape {shape}; edgecnn needs a fixed square "
                              "input (for example 224x224x3) so the TFLite model has a static shape.")
+        if all(isinstance(layer, keras.layers.InputLayer) for layer in base.layers):
+            raise ModelError(f"--base '{base_path}' has no layers besides its input, so it computes no features. "
+                             "Pass a feature extractor, for example a MobileNet saved with include_top=False.")
+        if len(base.output_shape) not in (2, 4):
+            raise ModelError(f"--base '{base_path}' outputs shape {base.output_shape}; edgecnn needs a feature map "
+                             "(batch, height, width, channels) or pooled features (batch, channels). End the base "
+                             "at a convolution block or a global pooling layer.")
         size, name, alpha = int(shape[1]), "custom", None
         rescale = tuple(rescale) if rescale is not None else (1.0 / 127.5, -1.0)
         unfreeze_from = None
@@ -117,7 +124,10 @@ def build_classifier(num_classes: int, backbone: str = "mobilenet_v2", input_siz
     if rescale is not None:
         x = keras.layers.Rescaling(rescale[0], offset=rescale[1], name=RESCALE_LAYER)(x)
     x = inline_model(base, x)
-    x = keras.layers.GlobalAveragePooling2D(name=POOL_LAYER)(x)
+    # A base that pools itself (global pooling at its end) already gives (batch, channels); the pool
+    # layer is then an identity, kept because it marks the cached-feature boundary.
+    pool = keras.layers.GlobalAveragePooling2D if len(x.shape) == 4 else keras.layers.Flatten
+    x = pool(name=POOL_LAYER)(x)
     x = keras.layers.Dropout(dropout, name=HEAD_DROPOUT)(x)
     # float32 output even under mixed precision, so softmax and the loss stay stable.
     outputs = keras.layers.Dense(num_classes, activation="softmax", dtype="float32", name=HEAD_DENSE)(x)

@@ -71,6 +71,7 @@ def unfreeze(model, config: dict, unfreeze_top=None, unfreeze_from=None) -> dict
             raise ModelError(f"--unfreeze-from '{name}' is not a layer of the {config['backbone']} base "
                              f"(its layers run from '{base[0]}' to '{base[-1]}'). Pass a layer name from "
                              "model.summary(), or --unfreeze-top N.")
+    start = min(start, len(base) - 1)  # the top 15% of a base of a few layers rounds to none: take its last
     unfrozen = set(base[start:])
     base_set = set(base)
     model.trainable = True

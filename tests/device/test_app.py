@@ -14,7 +14,7 @@ from edgecnn.errors import DeviceError
 
 pytestmark = pytest.mark.device
 
-DEVICE_MODULES = ["app", "backends", "benchmark", "capture", "decision", "demo_step", "edgetpu", "engine", "events",
+DEVICE_MODULES = ["app", "backends", "benchmark", "capture", "decision", "demo_step", "edgetpu", "engine", "events", "imageio",
                   "hotswap", "notify", "preprocess", "review", "selftest", "sources", "status_http", "wrap"]
 
 
@@ -23,7 +23,7 @@ def test_app_runs_in_a_subprocess_without_tensorflow_and_stops_on_sigterm(colour
     # and reports at exit whether tensorflow was ever imported.
     code = ("import atexit, sys\n"
             f"import {', '.join('edgecnn.devices.' + m for m in DEVICE_MODULES)}\n"
-            "import edgecnn.cli.run, edgecnn.cli.benchmark, edgecnn.cli.bundle, edgecnn.bundle\n"
+            "import edgecnn.cli.run, edgecnn.cli.benchmark, edgecnn.cli.bundle, edgecnn.bundle, edgecnn.bundle_schema\n"
             "atexit.register(lambda: print('TENSORFLOW', 'tensorflow' in sys.modules, file=sys.stderr))\n"
             "from edgecnn.cli import main\n"
             "sys.exit(main())\n")

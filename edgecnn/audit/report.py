@@ -90,6 +90,11 @@ figure{margin:0;font-size:.75em;max-width:110px;word-break:break-all}img{display
 """
 
 
+def _settings(settings: dict) -> str:
+    """``max distance 8, hash method phash, ...``: the audit's settings in words, not a JSON dict."""
+    return ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in settings.items())
+
+
 def render_html(result: dict, max_groups: int = 50) -> str:
     """A self-contained HTML page (inline CSS and thumbnails, no external file) of an audit."""
     esc = html.escape
@@ -98,7 +103,7 @@ def render_html(result: dict, max_groups: int = 50) -> str:
            f"<style>{_CSS}</style></head><body>",
            f"<h1>edgecnn audit of <code>{esc(str(root))}</code></h1>",
            f"<p>{result['images']} files, {result['usable']} usable, {len(result['labels'])} classes, "
-           f"{esc(result['layout'])} layout. Settings: {esc(json.dumps(result['settings']))}</p>"]
+           f"{esc(result['layout'])} layout. Settings: {esc(_settings(result['settings']))}</p>"]
     if result.get("split_note"):
         out.append(f"<p><em>{esc(result['split_note'])}</em></p>")
     splits = list(result["class_counts"])

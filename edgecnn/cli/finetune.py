@@ -59,7 +59,9 @@ def _summary(result):
 @click.option("--mixed-precision", is_flag=True, help="Train in mixed_float16 (GPU); the saved model is float32.")
 @click.option("--strategy", type=click.Choice(STRATEGIES), default=D["strategy"], show_default=True,
               help="tf.distribute strategy; multiworker reads TF_CONFIG.")
-@click.option("--overwrite", is_flag=True, help="Replace what --out holds (its feature cache is kept).")
+@click.option("--overwrite", is_flag=True,
+              help="Train anew and replace what --out holds once the new run is complete (its feature cache is "
+                   "kept); until then the old run stays usable, and an interrupted --overwrite resumes.")
 @click.option("--strict", is_flag=True, help="Fail when the data audit finds leakage or label conflicts.")
 @output_options
 def finetune(data_dir, out, overwrite, strict, quiet, as_json, **options):

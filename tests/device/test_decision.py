@@ -17,8 +17,11 @@ def test_dequantize_uses_scale_and_zero_point():
     np.testing.assert_allclose(dequantize(q, 1 / 256, -128), [0.0, 0.5, 255 / 256])
 
 
-@given(arrays(np.float32, st.integers(2, 20), elements=st.floats(-30, 30, width=32)),
-       st.floats(0.2, 5.0))
+# No subnormal inputs: on aarch64, importing tflite_runtime turns on flush-to-zero, so the board
+# cannot hold them (and hypothesis refuses to draw them there); test_flush_to_zero.py shows that
+# flushing them changes no decision.
+@given(arrays(np.float32, st.integers(2, 20), elements=st.floats(-30, 30, width=32, allow_subnormal=False)),
+       st.floats(0.2, 5.0, allow_subnormal=False))
 @settings(max_examples=50, deadline=None)
 def test_softmax_is_a_distribution_and_keeps_order(logits, temperature):
     p = softmax(logits, temperature)

@@ -7,16 +7,23 @@ The remedy chooses on images it sees, so hymenoptera's ``val`` is split (seeded,
 *selection* half, given to the remedy, and a *test* half that only measures. Drops are on the
 test half, in percentage points.
 
+``qat_int8_acc`` is the int8 export of :func:`edgecnn.qat.train_qat` (what ``edgecnn qat`` trains:
+early stopping on the selection half), on the test half.
+
+Reproducible: Python, numpy and TensorFlow seeds, op determinism, and TensorFlow's thread pools set
+(``--threads``); all are recorded in the JSON, with the TensorFlow version.
+
 Prints progress on stderr and one JSON object as the last line of stdout::
 
-    {"bases": [{"base", "float_acc", "ptq_acc", "remedied_acc", "ptq_drop_pp", "remedied_drop_pp",
-                "int8_bytes", "remedied_bytes", "remedied_quantization", ...}, ...]}
+    {"bases": [{"base", "float_acc", "ptq_acc", "bias_corrected_acc", "qat_int8_acc", "remedied_acc",
+                "ptq_drop_pp", "remedied_drop_pp", "int8_bytes", "remedied_bytes", "remedied_quantization",
+                ...}, ...], "seed", "threads", "tensorflow", "max_drop_pp", "max_flips_pct"}
 
 ``bias_corrected_*`` is the integer-only model after bias correction (what ``convert --int8`` writes by
 default); ``int8_bytes`` is the plain full-integer model; ``remedied_bytes`` and ``remedied_quantization`` describe
 the model the remedy kept (int8 with float layers, or float16 when no integer model was within).
 
-Usage: ``python benchmarks/quantization_accuracy.py [--shared DIR] [--max-drop 0.5]``
+Usage: ``python benchmarks/quantization_accuracy.py [--shared DIR] [--max-drop 0.5] [--max-flips 2]``
 """
 
 import argparse
@@ -60,13 +67,16 @@ def train_head(model, x, y, epochs: int):
 
 
 def accuracy(probs, y) -> float:
-    return float((np.asarray(probs).argmax(1) == y).mean())
+    from edgecnn.devices.decision import top1
+
+    return float((top1(probs) == y).mean())
 
 
-def bench_base(backbone, alpha, size, dataset, weights_dir, max_drop, seed, epochs):
+def bench_base(backbone, alpha, size, dataset, weights_dir, max_drop, max_flips, seed, epochs):
     from edgecnn.converters.bias_correction import bias_correct
     from edgecnn.converters.calibration import stratified
-    from edgecnn.converters.remedy import qat_trainer, remedy_convert
+    from edgecnn.converters.remedy import remedy_convert
+    from edgecnn.qat import train_qat
     from edgecnn.converters.tflite import convert_model, predict_tflite
     from edgecnn.data import load_images
     from edgecnn.models import build_classifier, keras_probs
@@ -97,13 +107,21 @@ def bench_base(backbone, alpha, size, dataset, weights_dir, max_drop, seed, epoc
                       test_y)
     log(f"{backbone}: float {float_acc:.4f}, ptq {ptq_acc:.4f}, bias-corrected ptq {bc_acc:.4f} on {len(test_y)} "
         "test images")
-    # as `convert --max-drop` does: flips against the float model counted on selection, mirrored selection
-    # and all train images
-    result = remedy_convert(model, rep, sel_x, sel_y, max_drop, qat=qat_trainer(train_x, train_y, seed=seed),
+    t_qat = time.time()
+    qat_model, qat_report = train_qat(model, (train_x, train_y), (sel_x, sel_y), dataset.labels, rep, seed=seed,
+                                      log=lambda m: log(f"  {m}"))
+    qat_acc = accuracy(predict_tflite(convert_model(qat_model, "int8", rep, io="uint8"), test_x), test_y)
+    log(f"{backbone}: QAT int8 {qat_acc:.4f} on the test half (epoch {qat_report['best_epoch']} kept, "
+        f"{time.time() - t_qat:.0f} s)")
+    # as `convert --max-drop` does: flips against the float model counted on selection, mirrored
+    # selection, train and mirrored train images; the QAT rung reuses the model trained above
+    result = remedy_convert(model, rep, sel_x, sel_y, max_drop, max_flips, qat=lambda m: qat_model,
                             log=lambda m: log(f"  remedy {m}"),
-                            fidelity_x=np.concatenate([sel_x[:, :, ::-1], train_x]))
+                            fidelity_x=np.concatenate([sel_x[:, :, ::-1], train_x, train_x[:, :, ::-1]]))
     remedied_probs = predict_tflite(result["content"], test_x)
     remedied_acc = accuracy(remedied_probs, test_y)
+    from edgecnn.devices.decision import top1
+
     float_test = keras_probs(model, test_x)
     return {
         "base": f"{backbone}_{alpha:.1f}_{size}",
@@ -113,14 +131,19 @@ def bench_base(backbone, alpha, size, dataset, weights_dir, max_drop, seed, epoc
         "ptq_drop_pp": round((float_acc - ptq_acc) * 100, 2),
         "bias_corrected_acc": round(bc_acc, 4),
         "bias_corrected_drop_pp": round((float_acc - bc_acc) * 100, 2),
+        "qat_int8_acc": round(qat_acc, 4),
+        "qat_drop_pp": round((float_acc - qat_acc) * 100, 2),
+        "qat_best_epoch": qat_report["best_epoch"],
         "remedied_drop_pp": round((float_acc - remedied_acc) * 100, 2),
+        "remedied_vs_bias_corrected_pp": round((remedied_acc - bc_acc) * 100, 2),
         "int8_bytes": len(ptq),
         "remedied_bytes": len(result["content"]),
         "remedied_quantization": result["quantization"],
-        "remedied_agreement": round(float(np.mean(remedied_probs.argmax(1) == float_test.argmax(1))), 4),
+        "remedied_agreement": round(float(np.mean(top1(remedied_probs) == top1(float_test))), 4),
         "remedy_choice": result["chosen"],
-        "remedy_attempts": [{k: a.get(k) for k in ("name", "quantization", "drop_pp", "flips", "flip_images", "bytes",
-                                                   "float_layers", "skipped", "error")}
+        "remedy_attempts": [{k: a.get(k) for k in ("name", "quantization", "drop_pp", "flips", "flip_pct",
+                                                   "flip_images", "bytes", "float_layers", "skipped", "error",
+                                                   "worse_than_ptq")}
                             for a in result["attempts"]],
         "n_selection": len(sel_y),
         "n_test": len(test_y),
@@ -131,13 +154,23 @@ def bench_base(backbone, alpha, size, dataset, weights_dir, max_drop, seed, epoc
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--shared", default=str(ROOT.parent / "shared"), help="the shared folder (default ../shared)")
-    parser.add_argument("--max-drop", type=float, default=0.5, help="the remedy's allowed drop (pp)")
+    parser.add_argument("--max-drop", type=float, default=0.5, help="the remedy's allowed accuracy drop (pp)")
+    parser.add_argument("--max-flips", type=float, default=None, help="the remedy's allowed flips (%%; default: "
+                        "convert's)")
+    parser.add_argument("--threads", type=int, default=2, help="TensorFlow intra- and inter-op threads")
     parser.add_argument("--epochs", type=int, default=30, help="head training epochs")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--bases", nargs="*", default=[b[0] for b in BASES], help="backbones to run")
     args = parser.parse_args(argv)
 
+    from edgecnn.converters.criteria import DEFAULT_MAX_FLIPS_PCT
     from edgecnn.data import load_dataset
+    from edgecnn.tf import tf
+
+    # Fixed thread pools before any TF op: reductions then add in the same order on every run.
+    tf.config.threading.set_intra_op_parallelism_threads(args.threads)
+    tf.config.threading.set_inter_op_parallelism_threads(args.threads)
+    max_flips = DEFAULT_MAX_FLIPS_PCT if args.max_flips is None else args.max_flips
 
     shared = Path(args.shared)
     data_dir = shared / "datasets" / "hymenoptera"
@@ -146,9 +179,12 @@ def main(argv=None):
         sys.exit(f"needs {data_dir} and {weights_dir}: pass --shared DIR")
     dataset = load_dataset(data_dir, seed=args.seed)
     log(f"hymenoptera: {len(dataset.splits['train'])} train, {len(dataset.splits['val'])} val images")
-    out = [bench_base(b, a, s, dataset, weights_dir, args.max_drop, args.seed, args.epochs)
+    out = [bench_base(b, a, s, dataset, weights_dir, args.max_drop, max_flips, args.seed, args.epochs)
            for b, a, s in BASES if b in args.bases]
-    print(json.dumps({"bases": out, "max_drop_pp": args.max_drop, "seed": args.seed}))
+    print(json.dumps({"bases": out, "max_drop_pp": args.max_drop, "max_flips_pct": max_flips, "seed": args.seed,
+                      "threads": {"tf_intra_op": args.threads, "tf_inter_op": args.threads,
+                                  "tflite": "interpreter default"},
+                      "op_determinism": True, "head_epochs": args.epochs, "tensorflow": tf.__version__}))
 
 
 if __name__ == "__main__":

@@ -272,7 +272,7 @@ def calibrate_bundle(bundle_dir, run_dir, target_precision: Optional[float] = No
     The temperature replaces the bundle's previous one only when the cross-validated ECE (and the
     test ECE, when there is a test split) is lower than the previous temperature's; otherwise the
     previous one is kept (``kept_previous``, ``note``), and without a threshold goal the decision
-    section is left as it was.
+    section is left as it was (``written`` false; the figures still go to ``metrics.calibration``).
     """
     from edgecnn import calibrate as cal
     from edgecnn.bundle import model_path, update_manifest
@@ -334,9 +334,10 @@ def calibrate_bundle(bundle_dir, run_dir, target_precision: Optional[float] = No
                     "unreached": [labels[i] for i in unreached], "bundle": str(bundle_dir),
                     "cross_validated": crossed, "kept_previous": not better, "previous_temperature": previous_t,
                     "note": note, "written": bool(write and (better or goal))})
-    if summary["written"]:
+    if write:  # the report is recorded either way; the decision only when it changes
         decision = dict(bundle["manifest"]["decision"])
-        decision.update({"temperature": float(temperature), "thresholds": [float(t) for t in thresholds]})
+        if summary["written"]:
+            decision.update({"temperature": float(temperature), "thresholds": [float(t) for t in thresholds]})
         metrics = dict(bundle["manifest"].get("metrics") or {})
         metrics["calibration"] = {k: summary[k] for k in ("temperature", "target_precision", "coverage_target",
                                                           "kept_previous")}

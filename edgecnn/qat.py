@@ -81,8 +81,10 @@ def train_qat(model, train, val, labels, representative: np.ndarray, epochs: int
     from edgecnn.tf import keras
 
     qat, report = quantize(model, preserve_sparsity)
-    report["ranges_from_float"] = init_ranges(qat, model, representative)
+    # Frozen before the range pass, which runs in training mode: a BatchNorm in training mode would
+    # fold one batch's statistics into its moving averages.
     retrain.freeze_batchnorm(qat)
+    report["ranges_from_float"] = init_ranges(qat, model, representative)
     best = {"epoch": 0, "accuracy": _accuracy(keras_probs(qat, val[0]), val[1]) if val else None}
     best_weights = qat.get_weights()
     if val is not None:

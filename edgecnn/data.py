@@ -19,7 +19,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from edgecnn.errors import DataError
-from edgecnn.folders import Discovery, _progress_map, _rel, _scan_one, discover, printable
+from edgecnn.folders import Discovery, _progress_map, _rel, _scan_one, discover
 from edgecnn.scan import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
 
 @dataclass
@@ -104,21 +104,6 @@ class Dataset:
         return cls(root=root, layout=d["layout"], labels=labels, splits=splits,
                    skipped=[dict(x) for x in d.get("skipped", [])],
                    warnings=[dict(x) for x in d.get("warnings", [])])
-
-
-def skipped_summary(skipped: List[dict], listed: int = 3) -> str:
-    """One line on the files a dataset skipped, or "" when none: how many, why, the first few names."""
-    if not skipped:
-        return ""
-    reasons: Dict[str, int] = {}
-    for d in skipped:
-        short = d["reason"].split(" (")[0]  # "not an image (Pillow cannot ...)" -> "not an image"
-        reasons[short] = reasons.get(short, 0) + 1
-    why = ", ".join(f"{n} {reason}" for reason, n in sorted(reasons.items(), key=lambda kv: -kv[1]))
-    names = ", ".join(d["path"] for d in skipped[:listed]) + (", ..." if len(skipped) > listed else "")
-    plural = "s" if len(skipped) != 1 else ""
-    return printable(f"Skipped {len(skipped)} bad file{plural} ({why}): {names}. run.json lists them all under "
-                     "data.skipped; `edgecnn audit DATA_DIR` explains each.")
 
 
 def _check_two_classes(disc: Discovery) -> None:

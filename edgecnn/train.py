@@ -13,6 +13,7 @@ import platform
 import sys
 import tempfile
 import time
+from collections import Counter
 from datetime import datetime, timezone
 from pathlib import Path
 from types import SimpleNamespace
@@ -21,6 +22,7 @@ import numpy as np
 
 from edgecnn import __version__
 from edgecnn.errors import RunError
+from edgecnn.folders import printable
 from edgecnn.metrics import classification_report
 from edgecnn.rundir import MODEL_FILE, RUN_FILE, load_run
 from edgecnn.training import options as opts
@@ -54,6 +56,19 @@ def _logger(quiet):
         if not quiet:
             print(message, file=sys.stderr, flush=True)
     return log
+
+
+def _skipped_summary(skipped: list, listed: int = 3) -> str:
+    """One line on the files a dataset skipped, or "" when none: how many, why, the first few names."""
+    if not skipped:
+        return ""
+    # "not an image (Pillow cannot ...)" counts as "not an image"
+    reasons = Counter(d["reason"].split(" (")[0] for d in skipped)
+    why = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
+    names = ", ".join(d["path"] for d in skipped[:listed]) + (", ..." if len(skipped) > listed else "")
+    plural = "s" if len(skipped) != 1 else ""
+    return printable(f"Skipped {len(skipped)} bad file{plural} ({why}): {names} (all in run.json under "
+                     "data.skipped; `edgecnn audit DATA_DIR` explains each)")
 
 
 def _data_sha(dataset) -> str:
@@ -90,7 +105,7 @@ def finetune(data_dir, out, *, overwrite: bool = False, quiet: bool = False, str
         "test"}, "timings", "resumed", "warnings"}``; ``warnings`` holds the "too good to be true"
         warning when val accuracy is near 100% and the audit found leakage or shortcut cues.
     """
-    from edgecnn.data import load_dataset, skipped_summary
+    from edgecnn.data import load_dataset
 
     started = time.perf_counter()
     args = opts.resolve_args(data_dir, options)
@@ -98,7 +113,7 @@ def finetune(data_dir, out, *, overwrite: bool = False, quiet: bool = False, str
     dataset = load_dataset(args["data_dir"], val_fraction=args["val_fraction"],
                            test_fraction=args["test_fraction"], seed=args["seed"], progress=not quiet)
     if dataset.skipped:
-        log(skipped_summary(dataset.skipped))
+        log(_skipped_summary(dataset.skipped))
     if not dataset.splits.get("val"):
         raise RunError(f"'{args['data_dir']}' gives no validation images, which model selection and early "
                        "stopping need. Pass --val-fraction > 0 (class folders) or add DATA_DIR/val/<class>/.")

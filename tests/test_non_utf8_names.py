@@ -45,8 +45,8 @@ def test_image_names_that_are_not_utf8_train_to_a_model(latin1_data, tmp_path):
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert "Traceback" not in proc.stderr
     skipped = [line for line in proc.stderr.splitlines() if line.startswith("Skipped ")]
-    assert skipped == ["Skipped 1 bad file (1 not an image): square/br\\xf6ken.jpg. run.json lists them all under "
-                       "data.skipped; `edgecnn audit DATA_DIR` explains each."]
+    assert skipped == ["Skipped 1 bad file (1 not an image): square/br\\xf6ken.jpg (all in run.json under "
+                       "data.skipped; `edgecnn audit DATA_DIR` explains each)"]
     run = json.loads((out / "run.json").read_text(encoding="utf-8"))
     used = [e["path"] for split in run["data"]["splits"].values() for e in split]
     assert "square/ph\udcf6to.jpg" in used  # the recorded path opens the very file

@@ -20,8 +20,13 @@ from edgecnn.errors import BundleError, DeviceError
 
 
 def read_labels(path) -> list:
-    """One class name per line (blank lines at the end dropped)."""
-    lines = Path(path).read_text(encoding="utf-8").splitlines()
+    """One class name per line (blank lines at the end dropped); the file must be UTF-8."""
+    data = Path(path).read_bytes()
+    try:
+        lines = data.decode("utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise BundleError(f"labels file '{path}' is not UTF-8 text (byte {data[exc.start]:#04x} at offset "
+                          f"{exc.start}). Save it as UTF-8 (e.g. iconv -f latin1 -t utf-8).") from None
     while lines and not lines[-1].strip():
         lines.pop()
     return [line.strip() for line in lines]

@@ -104,3 +104,11 @@ def test_wrap_refuses_a_coral_model_without_its_normalization(coral_dir, tmp_pat
     proc = _run("bundle", "wrap", coral_dir / "mobilenet_v1_0.25_128_quant.tflite", "--labels",
                 coral_dir / "imagenet_labels.txt", "--out", tmp_path / "w")
     _one_error(proc, "zero point 128", "use --mean 128 --std 128")
+
+
+def test_wrap_with_a_labels_file_that_is_not_utf8_is_an_error(tmp_path):
+    labels = tmp_path / "labels.txt"
+    labels.write_bytes(b"red\ngr\xe9en\nblue\n")  # Latin-1: a UnicodeDecodeError traceback before
+    proc = _run("bundle", "wrap", ASSETS / "tiny_int8.tflite", "--labels", labels, "--out", tmp_path / "w")
+    _one_error(proc, str(labels), "is not UTF-8 text (byte 0xe9 at offset 6)")
+    assert not (tmp_path / "w").exists()

@@ -136,8 +136,8 @@ def dir_mode() -> int:
 # -- leftovers of killed writers ----------------------------------------------------------------
 
 # The names temporaries get: .NAME.PID.RANDOM.tmp[.suffix] (files and folders) and .NAME.old.PID
-# (a folder swapped out where the system cannot exchange); and, without a PID, those of edgecnn
-# before 0.2: .NAME.RANDOM.tmp and .STEM.RANDOM.SUFFIX (mkstemp's RANDOM is 8 of [a-z0-9_]).
+# (a folder swapped out where the system cannot exchange); and, without a PID, those edgecnn wrote
+# before temporaries carried one: .NAME.RANDOM.tmp and .STEM.RANDOM.SUFFIX (RANDOM: 8 of [a-z0-9_]).
 _LEFTOVERS = [
     re.compile(r"^\.(?P<target>.+)\.(?P<pid>\d+)\.[A-Za-z0-9_]{8}\.tmp(?:\.\w+)?$"),
     re.compile(r"^\.(?P<target>.+)\.old\.(?P<pid>\d+)$"),

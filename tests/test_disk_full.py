@@ -130,7 +130,7 @@ def test_half_written_progress_files_of_a_killed_run_go_on_the_rerun(demo_data, 
         time.sleep(0.05)
     proc.send_signal(signal.SIGKILL)
     assert proc.wait(60) == -signal.SIGKILL
-    # What writers killed mid-save leave: ours (pid-named, and PID-less from edgecnn < 0.2), TensorFlow's.
+    # What writers killed mid-save leave: ours (pid-named, and the PID-less names of earlier versions), TensorFlow's.
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True,
                           text=True).stdout.strip()
     phase2 = out / ".progress" / "phase2"

@@ -134,16 +134,20 @@ class Picamera2Source:
     kind = "picamera2"
 
     def __init__(self, spec="picamera2"):
+        self.name = str(spec)
+        width, height = 640, 480
+        if ":" in self.name:
+            try:
+                width, height = (int(v) for v in self.name.split(":", 1)[1].lower().split("x"))
+            except ValueError:
+                raise DeviceError(f"source '{self.name}' is not picamera2[:WIDTHxHEIGHT] (for example "
+                                  "picamera2:640x480).") from None
         try:
             from picamera2 import Picamera2
         except ImportError:
             raise DeviceError("source 'picamera2' needs the picamera2 package: on Raspberry Pi OS "
                               "`sudo apt install python3-picamera2` (and create the venv with "
                               "--system-site-packages).") from None
-        self.name = str(spec)
-        width, height = 640, 480
-        if ":" in self.name:
-            width, height = (int(v) for v in self.name.split(":", 1)[1].lower().split("x"))
         self._cam = Picamera2()
         # picamera2's "RGB888" is stored [B, G, R] per pixel: OpenCV's BGR layout, like the other sources.
         self._cam.configure(self._cam.create_video_configuration(main={"size": (width, height),

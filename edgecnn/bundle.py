@@ -208,4 +208,13 @@ def load_golden(bundle_dir, manifest: dict):
     import numpy as np
 
     for sample in manifest.get("golden", []):
-        yield sample, np.load(Path(bundle_dir) / sample["input"], allow_pickle=False)
+        path = Path(bundle_dir) / sample["input"]
+        try:
+            array = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as exc:  # not a .npy file, a pickle, a truncated array
+            raise BundleError(f"golden input '{sample['input']}' of bundle '{bundle_dir}' is not a NumPy .npy "
+                              f"array ({str(exc).splitlines()[0][:80]}). Rebuild the bundle.") from None
+        if array.dtype != np.uint8 or array.ndim != 3 or array.shape[-1] != 3:
+            raise BundleError(f"golden input '{sample['input']}' of bundle '{bundle_dir}' is {array.dtype} "
+                              f"{array.shape}, not an H x W x 3 uint8 image. Rebuild the bundle.")
+        yield sample, array

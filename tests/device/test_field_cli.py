@@ -112,3 +112,8 @@ def test_wrap_with_a_labels_file_that_is_not_utf8_is_an_error(tmp_path):
     proc = _run("bundle", "wrap", ASSETS / "tiny_int8.tflite", "--labels", labels, "--out", tmp_path / "w")
     _one_error(proc, str(labels), "is not UTF-8 text (byte 0xe9 at offset 6)")
     assert not (tmp_path / "w").exists()
+
+
+def test_a_malformed_picamera2_size_is_an_error(tmp_path):
+    proc = _run("run", ASSETS / "tiny_bundle", "--source", "picamera2:abc")
+    _one_error(proc, "'picamera2:abc' is not picamera2[:WIDTHxHEIGHT]")

@@ -122,3 +122,19 @@ def test_writers_refuse_a_bad_manifest_and_leave_nothing(tmp_path, tiny_bundle):
     with pytest.raises(BundleError, match="decision.thresholds has 2 entries"):
         update_manifest(tiny_bundle, decision=dict(manifest["decision"], thresholds=[0.1, 0.2]))
     assert (tiny_bundle / "edgecnn.json").read_bytes() == before
+
+
+@pytest.mark.parametrize("content", [b"not an array", None])
+def test_a_golden_input_that_is_not_an_image_array_is_named(tiny_bundle, content):
+    import numpy as np
+
+    golden = tiny_bundle / "golden" / "000.npy"
+    if content is None:
+        np.save(golden, np.zeros((4, 4), dtype=np.float32))  # a real .npy, but not an H x W x 3 image
+    else:
+        golden.write_bytes(content)
+    _edit(tiny_bundle, lambda m: m["files"]["golden/000.npy"].update(sha256=sha256_file(golden)))
+    proc = subprocess.run(edgecnn_cmd("run", tiny_bundle, "--self-test"), capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    assert "golden input 'golden/000.npy'" in proc.stderr and ("not a NumPy .npy array" in proc.stderr or
+                                                               "not an H x W x 3 uint8 image" in proc.stderr)

@@ -39,7 +39,7 @@ import shutil
 from pathlib import Path
 
 from edgecnn import __version__
-from edgecnn.atomic import atomic_dir, write_json
+from edgecnn.atomic import _json_default, atomic_dir, write_json
 from edgecnn.bundle_schema import MODEL, RESIZE_METHODS, SCHEMA_VERSION, check_manifest, is_int  # noqa: F401
 from edgecnn.errors import BundleError
 
@@ -126,9 +126,14 @@ def write_bundle(out_dir, files: dict, manifest: dict) -> Path:
         (tmp / LABELS).write_text("".join(f"{label}\n" for label in manifest["labels"]), encoding="utf-8")
         manifest = dict(manifest)
         manifest["files"] = _hash_files(tmp)
-        check_manifest(manifest, out_dir / MANIFEST)  # a bundle the board would refuse is never written
+        check_manifest(_as_json(manifest), out_dir / MANIFEST)  # a bundle the board would refuse is never written
         write_json(tmp / MANIFEST, manifest)
     return out_dir
+
+
+def _as_json(manifest: dict) -> dict:
+    """The manifest as the board will read it (numpy numbers become plain ones, as write_json writes them)."""
+    return json.loads(json.dumps(manifest, default=_json_default))
 
 
 def _hash_files(folder: Path) -> dict:
@@ -191,7 +196,7 @@ def update_manifest(bundle_dir, **sections) -> dict:
     """Replace top-level sections of an existing bundle's manifest atomically (e.g. ``decision``)."""
     manifest = load_manifest(bundle_dir)
     manifest.update(sections)
-    check_manifest(manifest, Path(bundle_dir) / MANIFEST)
+    check_manifest(_as_json(manifest), Path(bundle_dir) / MANIFEST)
     write_json(Path(bundle_dir) / MANIFEST, manifest)
     return manifest
 

@@ -95,7 +95,8 @@ class StatusServer:
         except OSError as exc:  # port in use, an address not on this board, a name that does not resolve
             why = exc.strerror or str(exc)
             raise DeviceError(f"cannot serve the status on {host}:{port} ({why}). Choose a free --http PORT (0 picks "
-                              "one) and an --http-host of this board (127.0.0.1, or 0.0.0.0 for every address).") from None
+                              "one) and an --http-host of this board (127.0.0.1, or 0.0.0.0 for every "
+                              "address).") from None
         self.server.daemon_threads = True
         self.host, self.port = host, self.server.server_address[1]
         self._thread = threading.Thread(target=self.server.serve_forever, name="edgecnn-http", daemon=True)

@@ -95,7 +95,8 @@ def _check_decision(decision: dict, num_labels: int) -> list:
     problems = []
     temperature = decision.get("temperature", 1.0)
     if not (_is_number(temperature) and temperature > 0):
-        problems.append(f"decision.temperature is {_short(temperature)} (a number above 0; 1 leaves the scores as they are)")
+        problems.append(f"decision.temperature is {_short(temperature)} "
+                        "(a number above 0; 1 leaves the scores as they are)")
     thresholds = decision.get("thresholds")
     if thresholds is not None:
         if not (isinstance(thresholds, list) and all(_is_number(v) for v in thresholds)):
@@ -123,7 +124,8 @@ def _check_decision(decision: dict, num_labels: int) -> list:
         if "alpha" in smoothing and not (_is_number(smoothing["alpha"]) and 0 < smoothing["alpha"] <= 1):
             problems.append(f"decision.smoothing.alpha is {_short(smoothing['alpha'])} (a number in (0, 1])")
         if "hysteresis" in smoothing and not (_is_number(smoothing["hysteresis"]) and smoothing["hysteresis"] >= 0):
-            problems.append(f"decision.smoothing.hysteresis is {_short(smoothing['hysteresis'])} (a number of at least 0)")
+            problems.append(f"decision.smoothing.hysteresis is {_short(smoothing['hysteresis'])} "
+                            "(a number of at least 0)")
     return problems
 
 

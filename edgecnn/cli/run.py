@@ -23,7 +23,8 @@ from edgecnn.cli.common import output_options
 @click.option("--events-max-mb", type=click.FloatRange(0, min_open=True), default=10.0, show_default=True,
               help="Rotate the events file at this size.")
 @click.option("--review-dir", type=click.Path(file_okay=False), default=None, help="Save uncertain frames here.")
-@click.option("--review-quota", "review_quota", type=click.FloatRange(0, min_open=True), default=100.0, show_default=True,
+@click.option("--review-quota", "review_quota", type=click.FloatRange(0, min_open=True), default=100.0,
+              show_default=True,
               help="MB kept in --review-dir (oldest deleted first).")
 @click.option("--show", is_flag=True, help="A window with the label overlaid (needs an OpenCV with GUI support).")
 @click.option("--http", "http_port", type=click.IntRange(0, 65535), default=None, help="Serve JSON status on PORT.")

@@ -28,7 +28,8 @@ STATS = ("p50", "p90", "p99", "mean")
 # What a board's user and host name may be. Anything else (a leading '-' above all) could be read
 # by ssh as an option: `ssh://-oProxyCommand=CMD@x` would run CMD on this machine.
 _SSH_USER = re.compile(r"[A-Za-z0-9_.][A-Za-z0-9_.-]{0,63}")
-_SSH_HOST = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?")
+_LABEL = r"[A-Za-z0-9_]([A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?"  # one part of a host name: never a leading '-'
+_SSH_HOST = re.compile(rf"(?=.{{1,253}}$){_LABEL}(\.{_LABEL})*\.?")
 
 
 class TargetError(EdgecnnError):

@@ -14,8 +14,8 @@ from edgecnn.errors import DeviceError
 
 pytestmark = pytest.mark.device
 
-DEVICE_MODULES = ["app", "backends", "benchmark", "capture", "decision", "demo_step", "edgetpu", "engine", "events", "imageio",
-                  "hotswap", "notify", "preprocess", "review", "selftest", "sources", "status_http", "wrap"]
+DEVICE_MODULES = ["app", "backends", "benchmark", "capture", "decision", "demo_step", "edgetpu", "engine", "events",
+                  "hotswap", "imageio", "notify", "preprocess", "review", "selftest", "sources", "status_http", "wrap"]
 
 
 def test_app_runs_in_a_subprocess_without_tensorflow_and_stops_on_sigterm(colour_folder):

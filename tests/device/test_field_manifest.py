@@ -60,7 +60,8 @@ def test_a_bad_value_is_one_clear_error_in_run_and_self_test(tiny_bundle, colour
 
 
 def test_every_problem_is_named_at_once(tiny_bundle):
-    _edit(tiny_bundle, lambda m: (m["decision"].update(temperature=0, thresholds=[0.1]), m["model"].update(resize="cubic")))
+    _edit(tiny_bundle, lambda m: (m["decision"].update(temperature=0, thresholds=[0.1]),
+                                  m["model"].update(resize="cubic")))
     with pytest.raises(BundleError) as info:
         load_manifest(tiny_bundle)
     text = str(info.value)

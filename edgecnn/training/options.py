@@ -97,7 +97,17 @@ def resolve_args(data_dir, options: dict) -> dict:
         args["weights"] = "none" if weights is None else str(weights).lower()
     else:
         args["weights"] = str(Path(weights).resolve())
+    _files_exist(args)
     return args
+
+
+def _files_exist(args: dict):
+    # A mistyped path fails now, in a second, rather than after every image is scanned and audited.
+    fixes = {"base": "a .keras or .h5 feature extractor", "weights": "imagenet, none, or a no-top .h5 weights file"}
+    for name, fix in fixes.items():
+        value = args[name]
+        if value not in (None, "none", "imagenet") and not Path(value).is_file():
+            raise RunError(f"--{name} '{value}' does not exist or is not a file. Pass {fix}.")
 
 
 def option_name(key: str) -> str:

@@ -97,15 +97,18 @@ class OpenCVSource:
 
 
 class FolderSource:
-    """Images of a folder in sorted name order (replays); unreadable files and decompression bombs
-    are skipped and counted (:func:`edgecnn.devices.imageio.read_image`)."""
+    """Images of a folder in sorted name order (replays), or one image file; unreadable files and
+    decompression bombs are skipped and counted (:func:`edgecnn.devices.imageio.read_image`)."""
 
     live = False
     kind = "folder"
 
     def __init__(self, folder):
         self.name = str(folder)
-        self.files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        if Path(folder).is_file():  # one photo: decoded here, with the pixel cap, not by VideoCapture
+            self.files = [Path(folder)]
+        else:
+            self.files = sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
         if not self.files:
             raise DeviceError(f"folder '{folder}' holds no images ({', '.join(IMAGE_SUFFIXES)}).")
         self._next = 0
@@ -165,7 +168,8 @@ class Picamera2Source:
 def open_source(spec):
     """Open a frame source from a CLI string (or int); raises DeviceError when it cannot."""
     kind = source_kind(spec)
-    if kind == "folder":
+    if kind == "folder" or (kind == "file" and Path(str(spec)).suffix.lower() in IMAGE_SUFFIXES
+                            and Path(str(spec)).is_file()):
         return FolderSource(spec)
     if kind == "picamera2":
         return Picamera2Source(spec)

@@ -155,6 +155,20 @@ def test_a_decompression_bomb_in_a_folder_is_skipped_without_decoding(tmp_path, 
     assert peak_mb < 180, f"peak RSS {peak_mb:.0f} MB: the bomb was decoded"
 
 
+def test_a_decompression_bomb_as_the_source_file_is_not_decoded(tmp_path, bomb):
+    # one image as --source went to cv2.VideoCapture, which decodes it whatever its size
+    events = tmp_path / "events.jsonl"
+    proc = _run("run", ASSETS / "tiny_bundle", "--source", bomb, "--events", events)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    records = _events(events)
+    assert not [e for e in records if e["event"] == "frame"]
+    assert "decompression bomb" in next(e for e in records if e["event"] == "bad_frames")["reason"]
+    image = tmp_path / "one.png"
+    cv2.imwrite(str(image), colour_frame(1))
+    assert _run("run", ASSETS / "tiny_bundle", "--source", image, "--events", events).returncode == 0
+    assert [e["label"] for e in _events(events) if e["event"] == "frame"] == ["green"]
+
+
 def test_a_decompression_bomb_as_a_golden_image_is_refused(tmp_path, bomb):
     proc = _run("bundle", "wrap", ASSETS / "tiny_int8.tflite", "--labels", ASSETS / "labels.txt",
                 "--out", tmp_path / "w", "--image", bomb)

@@ -168,10 +168,8 @@ CASES = [
                             "{file}"], ["{file}"]),
     ("wrap-junk-image", ["bundle", "wrap", "{bundle}/model.tflite", "--labels", "{bundle}/labels.txt", "--out",
                          "{root}/w3", "--image", "{garbage_tflite}"], ["{garbage_tflite}"]),
-    pytest.param("wrap-latin1-labels", ["bundle", "wrap", "{bundle}/model.tflite", "--labels", "{labels_latin1}",
-                                        "--out", "{root}/w4"], ["{labels_latin1}", "UTF-8"],
-                 marks=pytest.mark.xfail(strict=True, reason="issue 22 item 14: devices/wrap.py read_labels decodes "
-                                                             "without catching UnicodeDecodeError (its owner's fix)")),
+    ("wrap-latin1-labels", ["bundle", "wrap", "{bundle}/model.tflite", "--labels", "{labels_latin1}", "--out",
+                            "{root}/w4"], ["{labels_latin1}", "not UTF-8"]),
 ]
 
 
@@ -179,11 +177,7 @@ def _fill(text: str, paths: dict) -> str:
     return text.format(**{k: str(v) for k, v in paths.items()})
 
 
-def _id(case):
-    return case.values[0] if hasattr(case, "values") else case[0]
-
-
-@pytest.mark.parametrize("name, argv, fragments", CASES, ids=[_id(c) for c in CASES])
+@pytest.mark.parametrize("name, argv, fragments", CASES, ids=[c[0] for c in CASES])
 def test_bad_input_is_one_clear_error(name, argv, fragments, bad, tmp_path):
     paths = dict(bad, root=tmp_path)
     proc = edgecnn(*[_fill(a, paths) for a in argv], timeout=300)

@@ -6,20 +6,32 @@ BOARD_VENV := .venv-board
 PY := $(VENV)/bin/python
 BOARD_PY := $(BOARD_VENV)/bin/python
 PYTEST_ARGS ?=
+# Test processes: 2 suits the two cores CI has; `make test JOBS=auto` uses every core.
+JOBS ?= 2
+# tf-keras and tensorflow-model-optimization require the full `tensorflow` wheel by name; tensorflow-cpu
+# (the train-cpu extra) provides the same module, so they go in without their dependencies (the extra
+# lists their others): one TensorFlow in .venv. The versions are the train extra's.
+TF_NO_DEPS := tf-keras==2.21.0 tensorflow-model-optimization==0.8.1
+# setuptools notes on every editable install of a package-dir layout that a folder named like the
+# package may shadow it; this layout is deliberate (DESIGN: converters/ and devices/ map into edgecnn).
+QUIET_BUILD := PYTHONWARNINGS="ignore:Editable installation"
+# apt-get waits up to two minutes for a dpkg lock held by another process instead of failing at once.
+APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 -y -q
 
 .PHONY: venv board-venv demo test test-main test-board chromium sshd clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[train-cpu,search,dev]"
+	$(QUIET_BUILD) $(PY) -m pip install -q -e ".[train-cpu,search,dev]"
+	$(PY) -m pip install -q --no-deps $(TF_NO_DEPS)
 	touch $@
 
 # The board as Raspberry Pi OS has it: tflite-runtime 2.14, numpy 1.26, no TensorFlow.
 $(BOARD_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(BOARD_VENV)
 	$(BOARD_PY) -m pip install -q --upgrade pip
-	$(BOARD_PY) -m pip install -q -e ".[device-tflite]" "pytest==9.2.0" "hypothesis==6.170.15"
+	$(QUIET_BUILD) $(BOARD_PY) -m pip install -q -e ".[device-tflite]" "pytest==9.2.0" "hypothesis==6.170.15"
 	touch $@
 
 venv: $(VENV)/.installed
@@ -30,16 +42,30 @@ demo: venv
 
 test: test-main test-board
 
+# Tests run in $(JOBS) processes (pytest-xdist, one test file per process at a time: module fixtures
+# are built once); those marked `serial` (they time threads against wall-clock limits) run after, alone.
 test-main: venv chromium sshd
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(JOBS) --dist loadfile -m "not serial" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -m serial $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: PYTEST_ARGS selected none of them
+
+# $(call apt_install,PACKAGE,TEST FILE): install PACKAGE with apt-get; when that fails, say why with
+# apt-get's own error lines (a held lock, no network, not root...) and which test will skip.
+define apt_install
+	log=$$(mktemp); \
+	if ! { $(APT_GET) install $(1) || { $(APT_GET) update && $(APT_GET) install $(1); }; } >$$log 2>&1; then \
+		echo "$(1) could not be installed (user $$(id -un)); apt-get said:"; \
+		{ grep -E '^(E|W): ' $$log || tail -n 3 $$log; } | awk '!seen[$$0]++' | tail -n 4 | sed 's/^/  /'; \
+		echo "  $(2) will skip"; \
+	fi; \
+	rm -f $$log
+endef
 
 # Headless Chromium renders the `evaluate --report` page in tests/test_report.py. Installed only when
 # missing and apt is there (the test skips, saying why, when it cannot be installed).
 chromium:
 	@if [ ! -x /usr/bin/chromium ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing chromium for the report test (apt-get)"; \
-		(apt-get install -y -q chromium || (apt-get update -q && apt-get install -y -q chromium)) >/dev/null 2>&1 \
-			|| echo "chromium could not be installed (needs root and apt): tests/test_report.py will skip"; \
+		$(call apt_install,chromium,tests/test_report.py); \
 	fi
 
 # OpenSSH's server for tests/test_ssh_target.py (the ssh:// search target against a local sshd on
@@ -47,9 +73,7 @@ chromium:
 sshd:
 	@if [ ! -x /usr/sbin/sshd ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing openssh-server for the ssh target test (apt-get)"; \
-		(DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server || (apt-get update -q && \
-			DEBIAN_FRONTEND=noninteractive apt-get install -y -q openssh-server)) >/dev/null 2>&1 \
-			|| echo "openssh-server could not be installed (needs root and apt): tests/test_ssh_target.py will skip"; \
+		$(call apt_install,openssh-server,tests/test_ssh_target.py); \
 	fi
 
 # Device tests again under tflite-runtime and numpy 1, as on the board.

@@ -154,7 +154,9 @@ def collect_probs(bundle_dirs: Sequence, run_dir, data=None, split: Optional[str
     size = tuple(first.get("input_size") or run.get("preprocess", {}).get("input_size"))
     resize = first.get("resize") or run.get("preprocess", {}).get("resize", "area")
     images = eval_images(run, size, resize, data, split)
-    _log(progress, f"{len(images['y'])} images from {images['source']}")
+    src = images["source"]
+    where = f"the {src['split']} split of {src['path']}" if src["kind"] == "run" else src["path"]
+    _log(progress, f"{len(images['y'])} images from {where}")
     model = load_run_model(run)
     probs = {FLOAT: keras_probs(model, images["x"])}
     names = model_names(bundles)

@@ -7,8 +7,8 @@
     if result["failures"]: ...                             # the demo names them and exits 1
 
 First the bundle's softmax temperature and per-class thresholds (``decision`` section) are fitted
-on the val split for ``target_precision``; they are kept only when they make ECE better on the
-test images the fit never saw (:func:`calibrate`). Then the float model and the int8 bundle are
+on the val split for ``target_precision``; the temperature is kept only when it makes ECE better on
+images the fit never saw (:func:`calibrate`, which is ``edgecnn calibrate``). Then the float model and the int8 bundle are
 compared on the test split, with robustness, and ``OUT/evaluate/report.html`` and ``report.json``
 are written (the report shows the calibration that was kept).
 """
@@ -22,33 +22,26 @@ DEMO_EPSILONS = [2.0, 8.0]
 
 
 def calibrate(bundle_dir, run_dir, target_precision: float = DEMO_TARGET_PRECISION, progress=None) -> dict:
-    """Fit the temperature and thresholds on val; write them only when test ECE improves.
+    """``edgecnn calibrate``'s library call: the temperature is fitted on val and kept only when it
+    lowers ECE on images the fit never saw; the per-class thresholds are written either way.
 
-    Returns ``{"written", "temperature", "fit", "held_out", "summary"}`` (``fit``/``held_out``: ECE
-    before and after scaling, on val and on test).
+    Returns :func:`edgecnn.evaluate.calibrate_bundle`'s result plus ``summary`` (one line).
     """
     from edgecnn.evaluate import calibrate_bundle
 
-    trial = calibrate_bundle(bundle_dir, run_dir, target_precision=target_precision, write=False,
-                             progress=progress)
-    fit, held = trial["fit"], trial.get("held_out")
-    # Judged on images the fit never saw: a temperature that only fits val is not written.
-    written = held is not None and held["ece_after"] < held["ece_before"]
-    if written:
-        trial = calibrate_bundle(bundle_dir, run_dir, target_precision=target_precision, write=True)
-    t = trial["temperature"]
-    if held is None:
-        words = (f"confidence: temperature {t:.2f} fitted on {fit['n']} val images; no test split to judge it on, "
-                 "so it was not written")
-    elif written:
-        words = (f"confidence: temperature {t:.2f} fitted on {fit['n']} val images makes ECE on {held['n']} test "
-                 f"images better ({held['ece_before']:.3f} -> {held['ece_after']:.3f}): written to the bundle, with "
-                 f"per-class thresholds for {target_precision:.0%} precision (below them the board says 'unknown')")
+    cal = calibrate_bundle(bundle_dir, run_dir, target_precision=target_precision, write=True, progress=progress)
+    cv, held = cal["cross_validated"], cal.get("held_out")
+    judged = f"{cv['folds']}-fold cross-validated on {cv['n']} val images {cv['ece_before']:.3f} -> {cv['ece_after']:.3f}"
+    if held:
+        judged += f", on {held['n']} test images {held['ece_before']:.3f} -> {held['ece_after']:.3f}"
+    thresholds = (f"per-class thresholds for {target_precision:.0%} precision written (below them the board says "
+                  "'unknown')")
+    if cal["kept_previous"]:
+        cal["summary"] = f"confidence: {cal['note']}; {thresholds}"
     else:
-        words = (f"confidence: temperature {t:.2f} fitted on {fit['n']} val images would make ECE on {held['n']} "
-                 f"test images worse ({held['ece_before']:.3f} -> {held['ece_after']:.3f}): not written; the bundle "
-                 "keeps temperature 1 and no thresholds")
-    return {"written": written, "temperature": t, "fit": fit, "held_out": held, "summary": words}
+        cal["summary"] = (f"confidence: temperature {cal['temperature']:.2f} lowers ECE on images its fit never saw "
+                          f"({judged}): written to the bundle; {thresholds}")
+    return cal
 
 
 def evaluate_step(run_dir, bundle_dir, out_dir, max_drop: float = DEMO_MAX_DROP, max_class_drop=None,

@@ -1,4 +1,4 @@
-"""The ``evaluate --report report.html`` page: one self-contained file, plus ``report.json`` beside it.
+"""The ``evaluate --report X.html`` page: one self-contained file, plus ``X.json`` beside it.
 
 Tables are plain HTML; the confusion matrices, per-class drop bars and risk-coverage curves are
 matplotlib (Agg) PNGs embedded as base64, so the page opens anywhere without a network or a server.
@@ -43,23 +43,33 @@ def _pyplot():
     return plt
 
 
-def confusion_figure(models: dict, labels) -> str:
-    """All models' confusion matrices side by side."""
+def confusion_fig(models: dict, labels):
+    """All models' confusion matrices side by side, as a matplotlib Figure.
+
+    The layout engine keeps each matrix's tick labels clear of its neighbour, and only the first
+    matrix names the true classes (the rows are the same in every matrix).
+    """
     plt = _pyplot()
     n = len(models)
     size = max(3.0, 0.5 * len(labels) + 2)
-    fig, axes = plt.subplots(1, n, figsize=(size * n, size), squeeze=False)
-    for ax, (name, rep) in zip(axes[0], models.items()):
+    fig, axes = plt.subplots(1, n, figsize=(size * n, size), squeeze=False, layout="constrained")
+    for k, (ax, (name, rep)) in enumerate(zip(axes[0], models.items())):
         cm = np.asarray(rep["confusion_matrix"])
         ax.imshow(cm, cmap="Blues")
         ax.set_title(f"{name} (top-1 {rep['accuracy']:.3f})")
         ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right")
-        ax.set_yticks(range(len(labels)), labels)
+        ax.set_yticks(range(len(labels)), labels if k == 0 else [])
         ax.set_xlabel("predicted")
-        ax.set_ylabel("true")
+        if k == 0:
+            ax.set_ylabel("true")
         for (i, j), v in np.ndenumerate(cm):
             ax.text(j, i, str(v), ha="center", va="center", color="white" if v > cm.max() / 2 else "black")
-    return _png(fig)
+    return fig
+
+
+def confusion_figure(models: dict, labels) -> str:
+    """:func:`confusion_fig` as a PNG data URI."""
+    return _png(confusion_fig(models, labels))
 
 
 def drop_figure(vs_float: dict, labels) -> str:
@@ -116,8 +126,9 @@ def render(result: dict, y, probs: dict) -> str:
         parts.append(f"<h2>Gate</h2><p class='{cls}' id='gate'>{'PASSED' if gate['passed'] else 'FAILED'}</p>")
         parts.append("<ul>" + "".join(f"<li>{html.escape(f)}</li>" for f in gate["failures"]) + "</ul>")
     parts.append("<h2>Models</h2>" + _table(
-        ["model", "top-1", "balanced accuracy", "macro F1", "ECE"],
+        ["model", "top-1", "balanced accuracy", "macro F1", "ECE (raw scores)"],
         [[n, r["accuracy"], r["balanced_accuracy"], r["macro_f1"], r["ece"]] for n, r in models.items()]))
+    parts.append(calibration_section(result, y, probs))
     parts.append("<h2>Against the float model</h2>" + _table(
         ["model", "top-1 drop (pp)", "balanced acc. drop (pp)", "agreement", "mean |Δp|", "hardest classes"],
         [[n, v["accuracy_drop_pp"], v["balanced_accuracy_drop_pp"], v["agreement"], v["mean_abs_prob_diff"],
@@ -154,6 +165,37 @@ def render(result: dict, y, probs: dict) -> str:
             f"<style>{CSS}</style></head><body>\n{body}\n</body></html>\n")
 
 
+def bundle_models(result: dict) -> list:
+    """``(model name, bundle dir)`` of each bundle's CPU model, in the order evaluate named them."""
+    names = [n for n in result["models"] if n != "float" and n != "ensemble" and not n.endswith("_edgetpu")]
+    return list(zip(names, result.get("bundles") or [])) if len(names) == len(result.get("bundles") or []) else []
+
+
+def calibration_section(result: dict, y, probs: dict) -> str:
+    """ECE before and after each bundle's softmax temperature, on these images and on the images the
+    temperature was fitted and judged on (the bundle's ``metrics.calibration``, as `calibrate` printed)."""
+    from edgecnn.bundle import load_manifest
+    from edgecnn.calibrate import scaled_probs
+    from edgecnn.metrics import expected_calibration_error
+
+    rows = []
+    for name, bundle in bundle_models(result):
+        manifest = load_manifest(bundle)
+        t = float(manifest.get("decision", {}).get("temperature", 1.0))
+        cal = (manifest.get("metrics") or {}).get("calibration") or {}
+        here = expected_calibration_error(scaled_probs(probs[name], t), y) if name in probs else None
+        fit, held = cal.get("fit") or {}, cal.get("held_out") or {}
+        rows.append([name, t, result["models"][name]["ece"], here,
+                     f"{fit['ece_before']:.4f} -> {fit['ece_after']:.4f} (n={fit['n']})" if fit else "not calibrated",
+                     f"{held['ece_before']:.4f} -> {held['ece_after']:.4f} (n={held['n']})" if held else ""])
+    if not rows:
+        return ""
+    return ("<h2 id='calibration'>Confidence calibration</h2><p>The board divides log-scores by the bundle's "
+            "temperature before its thresholds (`edgecnn calibrate`). ECE before and after it:</p>" + _table(
+                ["model", "temperature", "ECE here, raw", "ECE here, with the temperature", "ECE on fit images",
+                 "ECE on held-out images"], rows))
+
+
 def robustness_section(rob: dict) -> str:
     """The ``--robustness`` part: plain-language summary, accuracy table, curves and FGSM table."""
     from edgecnn.robustness import plot_robustness
@@ -178,10 +220,16 @@ def robustness_section(rob: dict) -> str:
     return "\n".join(out)
 
 
+def json_path_for(path) -> Path:
+    """The JSON beside an HTML report: ``X.html`` -> ``X.json`` (``X.json`` itself -> ``X.json.json``)."""
+    path = Path(path)
+    return path.with_name(path.name + ".json") if path.suffix == ".json" else path.with_suffix(".json")
+
+
 def write_report(path, result: dict, y, probs: dict) -> dict:
-    """Write ``path`` (HTML) and ``report.json`` in the same folder; return both paths."""
+    """Write ``path`` (HTML) and its JSON beside it (:func:`json_path_for`); return both paths."""
     path = Path(path)
     write_text(path, render(result, y, probs))
-    json_path = path.with_name("report.json")
+    json_path = json_path_for(path)
     write_json(json_path, result)
     return {"html": path, "json": json_path}

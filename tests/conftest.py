@@ -25,6 +25,18 @@ def shared_path(*parts) -> Path:
     return path
 
 
+# Tests that time threads against wall-clock limits (capture stalls, invoke watchdogs): beside another
+# test process on two cores their seconds stretch, so `make test` runs them after the parallel part,
+# alone (`pytest -m serial`). Marked here by file so a new test in these files is serial too.
+SERIAL_FILES = {"tests/device/test_capture.py", "tests/device/test_interpreters.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if Path(str(item.fspath)).resolve().relative_to(ROOT).as_posix() in SERIAL_FILES:
+            item.add_marker(pytest.mark.serial)
+
+
 @pytest.fixture(scope="session")
 def shared_dir() -> Path:
     return shared_path()

@@ -114,7 +114,7 @@ def format_summary(result: dict) -> str:
 @click.option("--debug-layers", is_flag=True,
               help="Rank layers by int8 quantization error (done anyway when the gate fails).")
 @click.option("--report", type=click.Path(dir_okay=False), default=None,
-              help="Write a self-contained HTML report here, and report.json beside it.")
+              help="Write a self-contained HTML report here, and its JSON beside it (X.html -> X.json).")
 @click.option("--robustness", is_flag=True,
               help="Also measure accuracy under camera-like corruptions and FGSM, float vs each bundle.")
 @click.option("--corruptions", default=None, metavar="LIST",

@@ -41,3 +41,18 @@ def test_a_later_rung_must_win_beyond_noise():
     assert not better_beyond_noise(old, old)
     assert better_beyond_noise(much_better, old)  # 6 gained, 0 lost: beyond 1.645 sigma
     assert not better_beyond_noise(old, much_better)
+
+
+def test_a_qat_that_lost_to_ptq_is_not_retrained_on_the_same_model(tmp_path):
+    from edgecnn.converters.qat_memo import QatMemo
+
+    model = tmp_path / "model.keras"
+    model.write_bytes(b"weights v1")
+    run = {"run_dir": str(tmp_path), "model_path": str(model)}
+    assert QatMemo(run).skip_reason() is None
+    QatMemo(run).record({"name": "qat", "accuracy": 0.81, "worse_than_ptq": True})
+    assert "QAT already failed on this run" in QatMemo(run).skip_reason()
+    model.write_bytes(b"weights v2")  # another model in the same RUN_DIR: try again
+    assert QatMemo(run).skip_reason() is None
+    QatMemo(run).record({"name": "qat", "accuracy": 0.9, "worse_than_ptq": False})
+    assert QatMemo(run).skip_reason() is None

@@ -23,9 +23,12 @@ import numpy as np
 
 from edgecnn.tf import keras, tf, tfmot
 
-# Range variables of tfmot's activation quantizers (QuantizeLayer, output and post-activation).
-_RANGE_VARS = {"quantize_layer_min": "min", "quantize_layer_max": "max", "output_min": "min", "output_max": "max",
-               "post_activation_min": "min", "post_activation_max": "max"}
+# Range variables of tfmot's activation quantizers: (which tensor, which end). "pre" is the input
+# of an activation tfmot quantizes before it (a Dense's softmax: the logits).
+_RANGE_VARS = {"quantize_layer_min": ("out", "min"), "quantize_layer_max": ("out", "max"),
+               "output_min": ("out", "min"), "output_max": ("out", "max"),
+               "post_activation_min": ("out", "min"), "post_activation_max": ("out", "max"),
+               "pre_activation_min": ("pre", "min"), "pre_activation_max": ("pre", "max")}
 RESCALING_REASON = ("kept in float before the input quantizer: 256 pixel values map onto 256 values the "
                     "int8 tensor holds exactly")
 _CONV_TYPES = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
@@ -140,9 +143,20 @@ def annotate(model):
     return keras.models.clone_model(model, clone_function=clone), annotated, left_out
 
 
-def _float_source(qat_layer, model):
+def _pre_activation(layer, tensor):
+    """``layer``'s output before its activation, on ``tensor``: a linear twin sharing its weights."""
+    config = dict(layer.get_config(), activation="linear", name=layer.name + "_linear")
+    twin = type(layer).from_config(config)
+    out = twin(tensor)
+    twin.set_weights(layer.get_weights())
+    return out
+
+
+def _float_source(qat_layer, model, which: str = "out"):
     """The float model's tensor whose range ``qat_layer``'s activation quantizer should cover."""
     inner = getattr(qat_layer, "layer", None)
+    if inner is not None and which == "pre":  # the wrapped layer's output before its activation
+        return _pre_activation(model.get_layer(inner.name), model.get_layer(inner.name).input)
     if inner is not None:  # a QuantizeWrapper: its output is the wrapped layer's output
         return model.get_layer(inner.name).output
     inbound = qat_layer.inbound_nodes[0].inbound_layers  # a QuantizeLayer: it quantizes its input
@@ -164,10 +178,14 @@ def init_ranges(qat, model, images: np.ndarray, batch_size: int = 16) -> int:
     qat(images[:1], training=True)  # weight quantizers (last value) take their kernels' ranges
     targets = []
     for layer in qat.layers:
-        variables = [(v, _RANGE_VARS[v.name.split("/")[-1].split(":")[0]]) for v in layer.non_trainable_weights
-                     if v.name.split("/")[-1].split(":")[0] in _RANGE_VARS]
-        if variables:
-            targets.append((variables, _float_source(layer, model)))
+        found = {}
+        for v in layer.non_trainable_weights:
+            key = v.name.split("/")[-1].split(":")[0]
+            if key in _RANGE_VARS:
+                which, end = _RANGE_VARS[key]
+                found.setdefault(which, []).append((v, end))
+        for which, variables in found.items():
+            targets.append((variables, _float_source(layer, model, which)))
     if not targets:
         return 0
     probe = keras.Model(model.input, [source for _, source in targets])

@@ -100,6 +100,45 @@ def _resumable(data: dict) -> bool:
     return bool(data.get("phases"))
 
 
+def _complete(out: Path, args: dict, data_sha: str) -> bool:
+    """Whether ``out`` holds a finished run made with ``args`` on the same data (RunError when it differs)."""
+    if not ((out / RUN_FILE).is_file() and (out / MODEL_FILE).is_file()):
+        return False
+    old = _read_json(out / RUN_FILE)
+    _differs(out, old.get("arguments", {}), args, finished=True)
+    _same_data(out, old.get("data_sha"), data_sha)
+    return True
+
+
+def _progress(out: Path, args: dict, data_sha: str, overwrite: bool):
+    """The recorded state of an unfinished run to resume with ``args``, or None.
+
+    Progress made with other arguments or data is refused, or under ``overwrite`` dropped.
+    """
+    state_file = out / PROGRESS_DIR / STATE_FILE
+    if not state_file.is_file():
+        return None
+    try:
+        data = _read_json(state_file)
+        if not _resumable(data):
+            return None
+        _differs(out, data.get("arguments", {}), args, finished=False)
+        _same_data(out, data.get("data_sha"), data_sha)
+        return data
+    except RunError:
+        if overwrite:
+            return None
+        raise
+
+
+def _refuse_foreign(out: Path):
+    others = sorted(e.name for e in out.iterdir() if e.name not in (CACHE_DIR, PROGRESS_DIR))
+    if others:
+        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
+        raise RunError(f"--out '{out}' is not empty ({shown}) and is not an edgecnn run. Choose a new or "
+                       "empty folder, or pass --overwrite to replace its contents.")
+
+
 def prepare(out, args: dict, data_sha: str, overwrite: bool = False) -> RunState:
     """Decide what to do with RUN_DIR ``out``: start, resume, or report it complete.
 
@@ -119,31 +158,13 @@ def prepare(out, args: dict, data_sha: str, overwrite: bool = False) -> RunState
     if _chief(args):  # half-written files of a killed or failed attempt (.progress/*.h5, checkpoints)
         atomic.clean_folder(out)
         remove_partial_checkpoints(out / PROGRESS_DIR)
-    if not overwrite and (out / RUN_FILE).is_file() and (out / MODEL_FILE).is_file():
-        old = _read_json(out / RUN_FILE)
-        _differs(out, old.get("arguments", {}), args, finished=True)
-        _same_data(out, old.get("data_sha"), data_sha)
+    if not overwrite and _complete(out, args, data_sha):
         return RunState(out, args, "complete")
-    state_file = out / PROGRESS_DIR / STATE_FILE
-    try:
-        data = _read_json(state_file) if state_file.is_file() else {}
-    except RunError:
-        if not overwrite:
-            raise
-        data = {}  # --overwrite starts again: an unreadable state has nothing worth keeping
-    if _resumable(data):
-        try:
-            _differs(out, data.get("arguments", {}), args, finished=False)
-            _same_data(out, data.get("data_sha"), data_sha)
-            return RunState(out, args, "resume", data)
-        except RunError:
-            if not overwrite:
-                raise
-    others = sorted(e.name for e in out.iterdir() if e.name not in (CACHE_DIR, PROGRESS_DIR))
-    if others and not overwrite:
-        shown = ", ".join(others[:3]) + (", ..." if len(others) > 3 else "")
-        raise RunError(f"--out '{out}' is not empty ({shown}) and is not an edgecnn run. Choose a new or "
-                       "empty folder, or pass --overwrite to replace its contents.")
+    data = _progress(out, args, data_sha, overwrite)
+    if data is not None:
+        return RunState(out, args, "resume", data)
+    if not overwrite:
+        _refuse_foreign(out)
     if (out / PROGRESS_DIR).exists():
         shutil.rmtree(out / PROGRESS_DIR)  # nothing to resume (or --overwrite with other arguments)
     state = RunState(out, args, "new", {"arguments": args, "data_sha": data_sha, "phases": {}})

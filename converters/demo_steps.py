@@ -14,7 +14,7 @@ from pathlib import Path
 # Magnitude pruning to 50% over the first 60% of the steps (polynomial), the rest to recover; the
 # learning rate is the training's own scale: at tfmot's usual 3e-5 a model trained from scratch in
 # 25 epochs cannot recover in a few (the first demo lost 23 pp with 3 epochs at 3e-4).
-DEMO_PRUNE = {"sparsity": 0.5, "method": "magnitude", "epochs": 6, "lr": 1e-3, "batch_size": 16,
+DEMO_PRUNE = {"sparsity": 0.5, "method": "magnitude", "epochs": 3, "lr": 1e-3, "batch_size": 16,
               "augment": "none", "seed": 0}
 DEMO_PRUNE_MAX_DROP = 5.0  # pp of test accuracy, pruned int8 against the unpruned float model
 
@@ -60,8 +60,8 @@ def _golden_words(golden: list) -> str:
     if not wrong:
         return f"{len(golden)} golden samples (one per class), all classified correctly"
     names = ", ".join(f"{g['origin']} ({g['label']}) -> {g['predicted']}" for g in wrong)
-    return (f"{len(golden)} golden samples, {len(wrong)} of them wrong answers kept on purpose (the manifest says "
-            f"so): {names}")
+    what = "a wrong answer" if len(wrong) == 1 else "wrong answers"
+    return f"{len(golden)} golden samples, {len(wrong)} of them {what} kept on purpose (the manifest says so): {names}"
 
 
 def convert_step(ctx) -> str:

@@ -113,4 +113,4 @@ def test_demo_help_states_its_duration():
     proc = edgecnn("demo", "--help", timeout=60)
     assert proc.returncode == 0
     text = " ".join(proc.stdout.split())
-    assert "About two minutes on two free cores" in text and "the last line names that step and why" in text
+    assert "About three minutes on two free cores" in text and "the last line names that step and why" in text

@@ -27,10 +27,13 @@ def score_vectors(seed: int, n: int = 300, classes: int = 5):
     rng = np.random.default_rng(seed)
     vectors = []
     for _ in range(n):
-        p = rng.dirichlet(np.full(classes, 0.3)).astype(np.float32)
+        # Dirichlet(1): exponential draws, which do not underflow (with small alphas numpy's gamma
+        # draws underflow to 0 under flush-to-zero and the vector becomes 0/0)
+        p = rng.dirichlet(np.ones(classes)).astype(np.float32) ** 3
         tiny = rng.random(classes) < 0.4
         p[tiny] = (rng.random(int(tiny.sum())) * 1e-39).astype(np.float32)   # subnormal float32
         vectors.append(p / p.sum())
+    assert np.isfinite(vectors).all()
     return vectors
 
 

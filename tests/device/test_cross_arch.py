@@ -64,7 +64,7 @@ def test_an_x86_bundle_self_tests_and_labels_every_frame_alike_here(kind):
     assert result["ok"] is True, result
 
     x86 = recorded()[kind][BACKEND]
-    proc = subprocess.run(edgecnn_cmd("run", bundle, "--source", CROSS / "video.avi", "--replay",
+    proc = subprocess.run(edgecnn_cmd("run", bundle, "--source", CROSS / recorded()[kind]["video"], "--replay",
                                       "--backend", BACKEND), capture_output=True, text=True, timeout=TIMEOUT_S)
     assert proc.returncode == 0, proc.stderr
     here = frames_of(proc.stdout)

@@ -27,9 +27,9 @@ def score_vectors(seed: int, n: int = 300, classes: int = 5):
     rng = np.random.default_rng(seed)
     vectors = []
     for _ in range(n):
-        # Dirichlet(1): exponential draws, which do not underflow (with small alphas numpy's gamma
-        # draws underflow to 0 under flush-to-zero and the vector becomes 0/0)
-        p = rng.dirichlet(np.ones(classes)).astype(np.float32) ** 3
+        # a softmax of random logits (numpy's Dirichlet draws gave NaN under flush-to-zero)
+        logits = rng.normal(0.0, 4.0, classes)
+        p = np.exp(logits - logits.max()).astype(np.float32)
         tiny = rng.random(classes) < 0.4
         p[tiny] = (rng.random(int(tiny.sum())) * 1e-39).astype(np.float32)   # subnormal float32
         vectors.append(p / p.sum())

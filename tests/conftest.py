@@ -25,10 +25,13 @@ def shared_path(*parts) -> Path:
     return path
 
 
-# Tests that time threads against wall-clock limits (capture stalls, invoke watchdogs): beside another
-# test process on two cores their seconds stretch, so `make test` runs them after the parallel part,
-# alone (`pytest -m serial`). Marked here by file so a new test in these files is serial too.
-SERIAL_FILES = {"tests/device/test_capture.py", "tests/device/test_interpreters.py"}
+# Tests that time threads against wall-clock limits (capture stalls, invoke watchdogs, "fast" data
+# generation) or read the process's peak RSS (an xdist worker that loaded TensorFlow for an earlier
+# test already peaked far above it): beside another test process their figures are not theirs, so
+# `make test` runs them after the parallel part, alone (`pytest -m serial`). Marked here by file so a
+# new test in these files is serial too.
+SERIAL_FILES = {"tests/device/test_capture.py", "tests/device/test_interpreters.py", "tests/test_synth.py",
+                "tests/device/test_field_sources.py"}
 
 
 def pytest_collection_modifyitems(config, items):

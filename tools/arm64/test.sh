@@ -31,6 +31,10 @@ if ! why=$(arm64_emulation); then
     fi
     echo "arm64: skipped: cannot run aarch64 binaries here: $why"; exit 0
 fi
+# One run at a time: two would share the root's mounts and its copy of the project.
+mkdir -p "$ARM64_CACHE"
+exec 9>"$ARM64_CACHE/.lock"
+flock -n 9 || { echo "arm64: another make test-arm64 holds $ARM64_CACHE/.lock; run again when it ends"; exit 1; }
 root=$(arm64_root)
 stage "the arm64 root ($root)"
 

@@ -18,7 +18,7 @@ QUIET_BUILD := PYTHONWARNINGS="ignore:Editable installation"
 # apt-get waits up to two minutes for a dpkg lock held by another process instead of failing at once.
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 -y -q
 
-.PHONY: venv board-venv demo test test-main test-board chromium sshd clean
+.PHONY: venv board-venv demo test test-main test-board test-arm64 chromium sshd clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -79,6 +79,12 @@ sshd:
 # Device tests again under tflite-runtime and numpy 1, as on the board.
 test-board: board-venv
 	EDGECNN_BOARD_VENV=1 $(BOARD_PY) -m pytest -q -p no:cacheprovider tests/device $(PYTEST_ARGS)
+
+# The board stack on aarch64, the CPU of a Raspberry Pi: a cached Debian bookworm arm64 root under
+# qemu-user, both board extras from aarch64 wheels, tests/device in each, bundles converted here
+# checked frame by frame there, the README's Pi install lines (tools/arm64/test.sh says how).
+test-arm64: venv board-venv
+	bash tools/arm64/test.sh
 
 clean:
 	rm -rf $(VENV) $(BOARD_VENV) demo_out .pytest_cache

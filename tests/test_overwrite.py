@@ -18,18 +18,9 @@ RUN_FILES = ("model.keras", "run.json", "metrics.json", "history.csv", "labels.t
 @pytest.fixture(scope="module")
 def micro_base(tmp_path_factory):
     """A three-block conv base at 32 px (the mechanics of --base at a fraction of a backbone's cost)."""
-    from edgecnn.tf import keras
+    from train_helpers import save_micro_base
 
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((32, 32, 3))
-    x = inputs
-    for i, filters in enumerate((8, 16, 32)):
-        x = keras.layers.Conv2D(filters, 3, strides=2, padding="same", use_bias=False, name=f"conv{i}")(x)
-        x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
-        x = keras.layers.ReLU(name=f"relu{i}")(x)
-    path = tmp_path_factory.mktemp("micro_base") / "base.keras"
-    keras.Model(inputs, x, name="micro_base").save(path)
-    return path
+    return save_micro_base(tmp_path_factory.mktemp("micro_base") / "base.keras", "micro_base")
 
 
 @pytest.fixture

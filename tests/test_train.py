@@ -23,18 +23,9 @@ MICRO = dict(epochs=2, fine_tune_epochs=2, batch_size=16, lr=3e-3, fine_tune_lr=
 
 @pytest.fixture(scope="module")
 def tiny_base(tmp_path_factory):
-    from edgecnn.tf import keras
+    from train_helpers import save_micro_base
 
-    keras.utils.set_random_seed(0)
-    inputs = keras.Input((32, 32, 3))
-    x = inputs
-    for i, filters in enumerate((8, 16, 32)):
-        x = keras.layers.Conv2D(filters, 3, strides=2, padding="same", use_bias=False, name=f"conv{i}")(x)
-        x = keras.layers.BatchNormalization(name=f"bn{i}")(x)
-        x = keras.layers.ReLU(name=f"relu{i}")(x)
-    path = tmp_path_factory.mktemp("tiny_base") / "base.keras"
-    keras.Model(inputs, x, name="tiny_base").save(path)
-    return path
+    return save_micro_base(tmp_path_factory.mktemp("tiny_base") / "base.keras", "tiny_base")
 
 
 def _history(run_dir, phase):

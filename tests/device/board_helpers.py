@@ -1,5 +1,6 @@
 """Helpers shared by the board-side tests (importable as ``board_helpers``; no TensorFlow)."""
 
+import time
 from pathlib import Path
 
 import numpy as np
@@ -21,3 +22,24 @@ def edgecnn_cmd(*args):
     import sys
 
     return [sys.executable, "-c", "import sys; from edgecnn.cli import main; sys.exit(main())", *map(str, args)]
+
+
+class ColourCamera:
+    """A live fake camera (there is no camera on CI): red, green, blue in turn, ten frames each.
+
+    ``seeds`` cycles the clutter over that many seeds (None: a new seed every frame).
+    """
+
+    live = True
+
+    def __init__(self, seeds=None):
+        self.i = 0
+        self.seeds = seeds
+
+    def read(self):
+        time.sleep(0.005)
+        self.i += 1
+        return colour_frame(self.i // 10 % 3, seed=self.i % self.seeds if self.seeds else self.i)
+
+    def release(self):
+        pass

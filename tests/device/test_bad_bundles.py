@@ -7,7 +7,7 @@ import threading
 import time
 
 import pytest
-from board_helpers import ASSETS, colour_frame, edgecnn_cmd
+from board_helpers import ASSETS, ColourCamera, colour_frame, edgecnn_cmd
 
 from edgecnn.bundle import load_manifest, make_manifest, write_bundle
 from edgecnn.devices.engine import Engine
@@ -97,23 +97,6 @@ def test_cli_self_test_exits_non_zero_naming_what_differs(tiny_bundle):
     proc = subprocess.run(edgecnn_cmd("run", tiny_bundle, "--self-test"), capture_output=True, text=True, timeout=60)
     assert proc.returncode == 2 and "golden/002.npy" in proc.stderr and "sha256" in proc.stderr
     assert "Traceback" not in proc.stderr
-
-
-class ColourCamera:
-    """A live fake camera cycling red, green, blue frames (no camera on CI)."""
-
-    live = True
-
-    def __init__(self):
-        self.i = 0
-
-    def read(self):
-        time.sleep(0.005)
-        self.i += 1
-        return colour_frame(self.i // 10 % 3, seed=self.i)
-
-    def release(self):
-        pass
 
 
 def test_hot_swap_refuses_bad_bundles_and_takes_a_good_one(tmp_path, tiny_bundle):

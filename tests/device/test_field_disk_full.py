@@ -14,7 +14,7 @@ import time
 import urllib.request
 
 import pytest
-from board_helpers import ASSETS, colour_frame, edgecnn_cmd
+from board_helpers import ASSETS, ColourCamera, edgecnn_cmd
 
 pytestmark = pytest.mark.device
 
@@ -53,23 +53,6 @@ def _lines(path):
     return [json.loads(line) for line in path.read_text().splitlines()]  # every line whole JSON
 
 
-class ColourCamera:
-    """A live fake camera (no camera on CI)."""
-
-    live = True
-
-    def __init__(self):
-        self.i = 0
-
-    def read(self):
-        time.sleep(0.005)
-        self.i += 1
-        return colour_frame(self.i // 10 % 3, seed=self.i % 5)
-
-    def release(self):
-        pass
-
-
 def _free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -94,7 +77,8 @@ def test_a_full_disk_drops_events_and_resumes_when_space_returns(small_disk, cap
     port = _free_port()
     stop, result = threading.Event(), {}
     thread = threading.Thread(target=lambda: result.update(run(
-        ASSETS / "tiny_bundle", ColourCamera, mode="live", events=events, http_port=port, stop_event=stop,
+        ASSETS / "tiny_bundle", lambda: ColourCamera(seeds=5), mode="live", events=events, http_port=port,
+        stop_event=stop,
         install_signals=False)))
     thread.start()
 

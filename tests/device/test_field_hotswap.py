@@ -19,23 +19,15 @@ SWAPS = 100
 CHILD = r"""
 import json, shutil, sys, threading, time
 sys.path.insert(0, sys.argv[3])
-from board_helpers import colour_frame
+from board_helpers import ColourCamera
 from edgecnn.devices.app import run
 
 def rss_mb():
     with open("/proc/self/status") as fh:
         return next(int(line.split()[1]) / 1024 for line in fh if line.startswith("VmRSS"))
 
-class Camera:  # a live fake camera: no camera on CI
-    live = True
-    def __init__(self):
-        self.i = 0
-    def read(self):
-        time.sleep(0.005)
-        self.i += 1
-        return colour_frame(self.i // 10 % 3, seed=self.i % 7)
-    def release(self):
-        pass
+def Camera():  # a live fake camera: no camera on CI
+    return ColourCamera(seeds=7)
 
 bundle, swaps = sys.argv[1], int(sys.argv[2])
 seen = {"bundle_swapped": 0, "started": 0, "bundle_rejected": 0}

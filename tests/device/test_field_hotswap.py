@@ -7,6 +7,7 @@ process, so the RSS measured is the run loop's own.
 """
 
 import json
+import os
 import subprocess
 import sys
 
@@ -71,6 +72,10 @@ print(json.dumps(figures))
 """
 
 
+# Five minutes in the tflite-runtime venv: the soak runs once per `make test`, in .venv, where it
+# failed before the fix (78.6 -> 111.4 MB); under tflite-runtime 2.14 it measured 67.3 -> 69.7 MB.
+@pytest.mark.skipif(os.environ.get("EDGECNN_BOARD_VENV") == "1",
+                    reason="the 100-swap soak runs once, in .venv (five more minutes here)")
 def test_rss_stays_flat_over_100_hot_swaps(coral_tpu_bundle, tmp_path):
     import shutil
 

@@ -312,14 +312,20 @@ def calibrate_bundle(bundle_dir, run_dir, target_precision: Optional[float] = No
     crossed = cal.cross_validate(val_p, val_y, cal.fit_temperature, fit_thresholds, folds, seed)
     previous_ece = expected_calibration_error(cal.scaled_probs(val_p, previous_t), val_y)
     better = crossed["ece_after"] < previous_ece
-    if better and held_p is not None:
-        better = expected_calibration_error(cal.scaled_probs(held_p, temperature), held_y) <= \
-            expected_calibration_error(cal.scaled_probs(held_p, previous_t), held_y)
+    versus = f"{crossed['ece_after']:.4f} vs {previous_ece:.4f} with the bundle's temperature {previous_t:.3f}"
     note = None
     if not better:
-        note = (f"the fitted temperature {temperature:.3f} does not lower the held-out ECE (cross-validated "
-                f"{crossed['ece_after']:.4f} vs {previous_ece:.4f} with the bundle's temperature {previous_t:.3f}): "
-                "kept the bundle's temperature")
+        note = (f"the fitted temperature {temperature:.3f} does not lower the ECE on val, cross-validated "
+                f"({versus}): kept the bundle's temperature")
+    elif held_p is not None:
+        test_after = expected_calibration_error(cal.scaled_probs(held_p, temperature), held_y)
+        test_before = expected_calibration_error(cal.scaled_probs(held_p, previous_t), held_y)
+        better = test_after <= test_before
+        if not better:  # say which held-out images refused it: the two judges can disagree
+            note = (f"the fitted temperature {temperature:.3f} lowers the cross-validated ECE on val ({versus}) "
+                    f"but not the ECE on the test split ({test_after:.4f} vs {test_before:.4f}): kept the bundle's "
+                    "temperature")
+    if not better:
         temperature = previous_t
         # the thresholds' held-out figures, with the temperature that stays
         crossed_thresholds = cal.cross_validate(val_p, val_y, lambda p, y: previous_t, fit_thresholds, folds, seed)

@@ -31,6 +31,7 @@ def score_vectors(seed: int, n: int = 300, classes: int = 5):
         logits = rng.normal(0.0, 4.0, classes)
         p = np.exp(logits - logits.max()).astype(np.float32)
         tiny = rng.random(classes) < 0.4
+        tiny[np.argmax(p)] = False  # a softmax's top entry is at least 1/classes (all-tiny flushed to 0/0)
         p[tiny] = (rng.random(int(tiny.sum())) * 1e-39).astype(np.float32)   # subnormal float32
         vectors.append(p / p.sum())
     assert np.isfinite(vectors).all()

@@ -94,7 +94,6 @@ def _recall_losses(before: dict, after: dict, labels) -> str:
 def prune_step(ctx) -> str:
     """Zero half the weights (magnitude pruning, fine-tuned with distillation), convert to int8, check on test."""
     from edgecnn.converters.bundle_writer import convert_run
-    from edgecnn.demo import fail
     from edgecnn.evaluate import evaluate
     from edgecnn.prune import prune_run
 
@@ -117,7 +116,7 @@ def prune_step(ctx) -> str:
         line += f" = {pruned_gz / _gzip_size(Path(plain) / 'model.tflite'):.2f} x the unpruned int8 file gzipped"
     if drop > DEMO_PRUNE_MAX_DROP:
         lost = _recall_losses(ref, pruned, ev["labels"])
-        fail(ctx, "prune", f"the 50% pruned int8 model is {drop:.1f} pp less accurate on the test split than the "
+        ctx["fail"]("prune", f"the 50% pruned int8 model is {drop:.1f} pp less accurate on the test split than the "
                            f"unpruned float model (limit {DEMO_PRUNE_MAX_DROP:g} pp)"
                            + (f"; recall fell most for {lost}" if lost else "")
                            + "; fine-tuning did not recover what pruning removed (more epochs or lower sparsity)")

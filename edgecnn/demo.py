@@ -139,6 +139,8 @@ def run_demo(out="demo_out", quiet: bool = False, echo=None, steps=None, search:
     out.mkdir(parents=True, exist_ok=True)
     say = (lambda msg: None) if echo is None else echo
     ctx = {"out": out, "quiet": quiet, "failures": [], "progress": None if echo is None else (lambda m: say(f"  {m}"))}
+    # steps in lower layers (converters) report a failed check through ctx, not by importing this module
+    ctx["fail"] = lambda step, why: fail(ctx, step, why)
     steps = demo_steps(search) if steps is None else steps
     done, started = [], time.perf_counter()
     for i, (name, func) in enumerate(steps, 1):

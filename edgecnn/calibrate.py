@@ -163,7 +163,9 @@ def calibration_summary(val_probs, val_y, temperature, thresholds, held_probs=No
     def block(p, y):
         scaled = scaled_probs(p, temperature)
         return {"n": int(len(y)),
-                "ece_before": expected_calibration_error(p, y), "ece_after": expected_calibration_error(scaled, y),
+                # before = what the board shows at temperature 1 (renormalized), the figure the decision compares
+                "ece_before": expected_calibration_error(scaled_probs(p, 1.0), y),
+                "ece_after": expected_calibration_error(scaled, y),
                 "nll_before": nll(p, y, 1.0), "nll_after": nll(p, y, temperature),
                 "selective": selective_metrics(scaled, y, thresholds),
                 "risk_coverage": risk_coverage(scaled, y)}
@@ -215,7 +217,8 @@ def cross_validate(probs, y_true, fit_temperature_fn, fit_thresholds_fn, folds: 
     n_acc = int(accepted.sum())
     nll_after = float(-np.log(np.clip(scaled[np.arange(len(y)), y], 1e-12, 1.0)).mean()) if len(y) else 0.0
     return {"n": int(len(y)), "folds": len(parts),
-            "ece_before": expected_calibration_error(p, y), "ece_after": expected_calibration_error(scaled, y),
+            "ece_before": expected_calibration_error(scaled_probs(p, 1.0), y),
+            "ece_after": expected_calibration_error(scaled, y),
             "nll_before": nll(p, y, 1.0), "nll_after": nll_after,
             "selective": {"n": int(len(y)), "accepted": n_acc, "coverage": float(accepted.mean()) if len(y) else 0.0,
                           "selective_accuracy": float(correct[accepted].mean()) if n_acc else None,

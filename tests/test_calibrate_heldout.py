@@ -73,8 +73,12 @@ def test_calibrate_keeps_the_previous_temperature_when_held_out_ece_does_not_imp
     cv = out["cross_validated"]
     assert cv["n"] == out["fit"]["n"] and cv["folds"] == 5
     decision = verify_bundle(bundle)["decision"]
-    # kept exactly when the refit does not lower the held-out ECE below the bundle's temperature 1's
-    assert out["kept_previous"] == (cv["ece_after"] >= out["fit"]["ece_before"])
+    # kept exactly when the refit does not lower the cross-validated ECE below the bundle's temperature 1's,
+    # or lowers it but not the test split's (the second judge; the note says which one refused)
+    refused_by_test = "but not the ECE on the test split" in (out["note"] or "")
+    assert out["kept_previous"] == (cv["ece_after"] >= out["fit"]["ece_before"] or refused_by_test)
+    if refused_by_test:
+        assert cv["ece_after"] < out["fit"]["ece_before"]
     assert decision["temperature"] == pytest.approx(1.0 if out["kept_previous"] else out["temperature"])
     # Give the bundle the temperature with the lowest val ECE of all (a grid): a refit judged on held-out
     # folds does not beat that, so calibrate keeps it, says so, and leaves the decision as it was.

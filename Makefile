@@ -18,7 +18,7 @@ QUIET_BUILD := PYTHONWARNINGS="ignore:Editable installation"
 # apt-get waits up to two minutes for a dpkg lock held by another process instead of failing at once.
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 -y -q
 
-.PHONY: venv board-venv demo test test-main test-board test-arm64 chromium sshd clean
+.PHONY: venv board-venv demo test test-fast test-main test-board test-arm64 lint-imports chromium sshd clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -40,12 +40,22 @@ board-venv: $(BOARD_VENV)/.installed
 demo: venv
 	$(VENV)/bin/edgecnn demo --out demo_out
 
-test: test-main test-board
+test: lint-imports test-main test-board
+
+# The layer contracts of pyproject.toml's [tool.importlinter] (ARCHITECTURE.md draws them).
+lint-imports: venv
+	$(PY) tools/lint_imports.py
+
+# The edit loop: the contracts and every test not marked slow or serial, no ../shared needed (about
+# three minutes on two cores). `make test` runs everything.
+test-fast: venv
+	$(PY) tools/lint_imports.py
+	$(PY) -m pytest -q -n $(JOBS) --dist loadfile -m "not slow and not serial" -p no:cacheprovider $(PYTEST_ARGS)
 
 # Tests run in $(JOBS) processes (pytest-xdist, one test file per process at a time: module fixtures
 # are built once); those marked `serial` (they time threads against wall-clock limits) run after, alone.
 test-main: venv chromium sshd
-	$(PY) -m pytest -q -n $(JOBS) --dist loadfile -m "not serial" $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(JOBS) --dist loadfile -m "not serial" --durations=20 $(PYTEST_ARGS)
 	$(PY) -m pytest -q -m serial $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: PYTEST_ARGS selected none of them
 
 # $(call apt_install,PACKAGE,TEST FILE): install PACKAGE with apt-get; when that fails, say why with

@@ -41,7 +41,7 @@ def make_synthetic(out: Path, total: int, size: int, seed: int = 0):
     """Generated images plus planted near-copies; returns the list of planted (original, copy) paths."""
     import cv2
 
-    from edgecnn.synth import make_demo_dataset
+    from edgecnn.data.synth import make_demo_dataset
 
     classes = ("circle", "square", "triangle", "stripes")
     planted_n = max(4, total // 20)

@@ -73,12 +73,12 @@ def main(argv=None):
 
     import numpy as np
 
-    from edgecnn.converters.bundle_writer import convert_run
+    from edgecnn.compress.convert import convert_run
     from edgecnn.converters.tflite import make_interpreter
-    from edgecnn.prune import prune_run
-    from edgecnn.qat import load_run_model
-    from edgecnn.rundir import load_run
-    from edgecnn.train import finetune
+    from edgecnn.compress.prune import prune_run
+    from edgecnn.run import load_run_model
+    from edgecnn.run import load_run
+    from edgecnn.train.finetune import finetune
 
     shared = Path(args.shared)
     data = shared / "datasets" / "hymenoptera"

@@ -71,7 +71,7 @@ def plain_keras(data: Path, weights: Path, epochs: int, batch_size: int, seed: i
 
 def edgecnn_head(data: Path, weights: Path, epochs: int, batch_size: int, seed: int, out: Path,
                  overwrite=False) -> dict:
-    from edgecnn.train import finetune
+    from edgecnn.train.finetune import finetune
 
     result = finetune(data, out, backbone="mobilenet_v1", alpha=0.5, input_size=SIZE, weights=str(weights),
                       epochs=epochs, fine_tune_epochs=0, patience=epochs, batch_size=batch_size, seed=seed,
@@ -102,7 +102,7 @@ def main(argv=None):
         ours = edgecnn_head(data, weights, args.epochs, args.batch_size, args.seed, Path(tmp) / "run")
         log("edgecnn again with --overwrite: the feature cache in RUN_DIR/.cache is reused...")
         warm = edgecnn_head(data, weights, args.epochs, args.batch_size, args.seed, Path(tmp) / "run", True)
-    from edgecnn.training.distribute import make_strategy, describe
+    from edgecnn.train.distribute import make_strategy, describe
 
     result = {
         "plain_s_per_epoch": round(plain["seconds"] / args.epochs, 3),

@@ -7,7 +7,7 @@ The remedy chooses on images it sees, so hymenoptera's ``val`` is split (seeded,
 *selection* half, given to the remedy, and a *test* half that only measures. Drops are on the
 test half, in percentage points.
 
-``qat_int8_acc`` is the int8 export of :func:`edgecnn.qat.train_qat` (what ``edgecnn qat`` trains:
+``qat_int8_acc`` is the int8 export of :func:`edgecnn.compress.qat.train_qat` (what ``edgecnn qat`` trains:
 early stopping on the selection half), on the test half.
 
 Reproducible: Python, numpy and TensorFlow seeds, op determinism, and TensorFlow's thread pools set
@@ -57,7 +57,7 @@ def halves(samples, seed: int):
 
 def train_head(model, x, y, epochs: int):
     """Phase 1 of finetune: frozen base, head trained on cached pooled features."""
-    from edgecnn.models import feature_extractor, head_model
+    from edgecnn.models.classifier import feature_extractor, head_model
     from edgecnn.tf import keras
 
     feats = feature_extractor(model).predict(x.astype(np.float32), batch_size=32, verbose=0)
@@ -74,13 +74,13 @@ def accuracy(probs, y) -> float:
 
 def bench_base(backbone, alpha, size, dataset, weights_dir, max_drop, max_flips, seed, epochs):
     from edgecnn.converters.bias_correction import bias_correct
-    from edgecnn.converters.calibration import stratified
+    from edgecnn.converters.representative import stratified
     from edgecnn.converters.remedy import remedy_convert
-    from edgecnn.qat import train_qat
+    from edgecnn.compress.qat import train_qat
     from edgecnn.converters.tflite import convert_model, predict_tflite
-    from edgecnn.data import load_images
-    from edgecnn.models import build_classifier, keras_probs
-    from edgecnn.registry import get_backbone
+    from edgecnn.data.dataset import load_images
+    from edgecnn.models.classifier import build_classifier, keras_probs
+    from edgecnn.models.registry import get_backbone
 
     from edgecnn.tf import keras, tf
 
@@ -164,7 +164,7 @@ def main(argv=None):
     args = parser.parse_args(argv)
 
     from edgecnn.converters.criteria import DEFAULT_MAX_FLIPS_PCT
-    from edgecnn.data import load_dataset
+    from edgecnn.data.dataset import load_dataset
     from edgecnn.tf import tf
 
     # Fixed thread pools before any TF op: reductions then add in the same order on every run.

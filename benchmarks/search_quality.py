@@ -39,8 +39,8 @@ def bundle_int8_accuracy(bundle_dir, data_dir):
     """int8 top-1 accuracy of a bundle's model on DATA_DIR/val, images resized like the search does."""
     import numpy as np
 
-    from edgecnn.bundle import load_manifest
-    from edgecnn.data import load_dataset, load_images
+    from edgecnn.bundle.manifest import load_manifest
+    from edgecnn.data.dataset import load_dataset, load_images
     from edgecnn.search.trainer import int8_accuracy
 
     manifest = load_manifest(bundle_dir)
@@ -57,7 +57,7 @@ def probe_latency(backbone, alpha, size, weights):
     """Measured int8 latency (p50, ms) of a base's architecture on this host (untrained head)."""
     import numpy as np
 
-    from edgecnn.models import build_classifier
+    from edgecnn.models.classifier import build_classifier
     from edgecnn.search.trainer import convert_int8
     from edgecnn.search.targets import HostTarget
 
@@ -103,8 +103,8 @@ def main(argv=None):
         f"{default_base}")
 
     # The default finetune configuration on the largest base within budget.
-    from edgecnn.converters.bundle_writer import convert_run
-    from edgecnn.train import finetune
+    from edgecnn.compress.convert import convert_run
+    from edgecnn.train.finetune import finetune
 
     t1 = time.time()
     finetune(data, work / "default_run", backbone=default_base[0], alpha=default_base[1],
@@ -124,7 +124,7 @@ def main(argv=None):
     best = result["best"]
     export = result.get("export") or {}
     best_acc, best_kb = bundle_int8_accuracy(export["bundle"], data)
-    from edgecnn.bundle import load_manifest
+    from edgecnn.bundle.manifest import load_manifest
     from edgecnn.search.targets import HostTarget
 
     manifest = load_manifest(export["bundle"])

@@ -37,7 +37,7 @@ def bias_correct(model, images: np.ndarray, batch_size: int = 16):
     Returns:
         ``(corrected_model, report)``; ``report`` lists per layer the largest absolute shift removed.
     """
-    from edgecnn.models import copy_model, next_batchnorm
+    from edgecnn.models.classifier import copy_model, next_batchnorm
     from edgecnn.tf import keras
 
     corrected = copy_model(model)

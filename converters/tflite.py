@@ -10,6 +10,7 @@ from typing import Iterable, Optional
 
 import numpy as np
 
+from edgecnn.bundle.model import DEFAULT_RESIZE
 from edgecnn.converters.flatbuffer import TFLiteModel, float_ops, read_tflite
 from edgecnn.errors import ConversionError, require
 
@@ -182,7 +183,7 @@ def predict_tflite(content_or_interp, images: Iterable[np.ndarray], num_threads:
     out_scale, out_zero = out["quantization"]
     scores = []
     for image in images:
-        interp.set_tensor(inp["index"], to_input_tensor(image, size, "area", inp["dtype"], scale, zero))
+        interp.set_tensor(inp["index"], to_input_tensor(image, size, DEFAULT_RESIZE, inp["dtype"], scale, zero))
         interp.invoke()
         raw = interp.get_tensor(out["index"])[0]
         if np.dtype(out["dtype"]).kind in "iu" and out_scale:

@@ -50,7 +50,7 @@ def resolve_model(target, edgetpu=False) -> Path:
     """A .tflite path from a model file or a bundle folder (its Edge TPU model when ``edgetpu``)."""
     target = Path(target)
     if target.is_dir():
-        from edgecnn.bundle import load_manifest, model_path
+        from edgecnn.bundle.manifest import load_manifest, model_path
 
         path = model_path(target, load_manifest(target), edgetpu=edgetpu)
         if path is None:
@@ -123,7 +123,7 @@ def _measure_child(model, backend, threads, runs, warmup, edgetpu, timeout):
 def benchmark(target, backends=("auto",), threads=(1,), runs=100, warmup=10, edgetpu=False, isolate=True,
               timeout=600.0) -> dict:
     """Benchmark a .tflite or a bundle's model for each backend × thread count (see module doc)."""
-    from edgecnn.bundle import sha256_file
+    from edgecnn.bundle.manifest import sha256_file
 
     model = resolve_model(target, edgetpu)
     results = []

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.bundle import load_manifest, model_path, verify_bundle
+from edgecnn.bundle.manifest import load_manifest, model_path, verify_bundle
+from edgecnn.bundle.model import DEFAULT_RESIZE, ModelSpec
 from edgecnn.devices import backends
 from edgecnn.devices.decision import Policy
 from edgecnn.devices.edgetpu import Watchdog, load_edgetpu_delegate
@@ -21,7 +22,7 @@ from edgecnn.errors import DeviceError
 class Runner:
     """One interpreter plus the preprocessing its model needs (pycoral adapters underneath)."""
 
-    def __init__(self, model_file, backend="auto", threads=None, delegates=None, resize="bilinear",
+    def __init__(self, model_file, backend="auto", threads=None, delegates=None, resize=DEFAULT_RESIZE,
                  mean=0.0, std=1.0, device="cpu"):
         self.model_file = Path(model_file)
         self.interpreter, self.backend = backends.make_interpreter(model_file, backend, threads, delegates)
@@ -67,9 +68,8 @@ class Engine:
         self.backend_name, self.threads, self.probe = backend, threads, probe
         self.on_event = on_event or (lambda event: None)
         self.model = self.manifest["model"]
-        if self.model.get("color_order", "RGB") not in ("RGB", "BGR"):
-            raise DeviceError(f"bundle '{bundle_dir}' has color_order {self.model['color_order']!r}; use RGB or BGR")
-        self._swap = self.model.get("color_order", "RGB") == "RGB"  # captured frames are BGR
+        self.spec = ModelSpec.from_manifest(self.manifest)
+        self._swap = self.spec.color_order == "RGB"  # captured frames are BGR
         self.labels = list(self.manifest["labels"])
         self.policy = Policy(self.manifest["decision"], self.labels)
         self.want_tpu = bool(edgetpu)
@@ -77,7 +77,7 @@ class Engine:
         self.degraded = None
         self._last_tpu_try = 0.0
         self.primary = self._load_primary()
-        self.fallbacks = [self._runner(self.bundle_dir / name) for name in self.model.get("fallbacks") or []]
+        self.fallbacks = [self._runner(self.bundle_dir / name) for name in self.spec.fallbacks]
         for runner in [self.primary] + self.fallbacks:
             outputs = int(backends.output_details(runner.interpreter, "shape")[-1])
             if outputs != len(self.labels):
@@ -88,8 +88,8 @@ class Engine:
     def _runner(self, path, delegates=None, device="cpu"):
         if self.probe and not delegates:
             backends.probe_model(path, self.backend_name, self.threads)
-        return Runner(path, self.backend_name, self.threads, delegates, self.model.get("resize", "bilinear"),
-                      self.model.get("input_mean", 0.0), self.model.get("input_std", 1.0), device)
+        return Runner(path, self.backend_name, self.threads, delegates, self.spec.resize, self.spec.input_mean,
+                      self.spec.input_std, device)
 
     def _try_tpu(self):
         self._last_tpu_try = time.monotonic()
@@ -133,7 +133,7 @@ class Engine:
 
     def rgb(self, frame_bgr: np.ndarray) -> np.ndarray:
         """A captured (BGR, OpenCV) frame in the order the model wants."""
-        return bgr_to_rgb(frame_bgr) if self.model.get("color_order", "RGB") == "RGB" else frame_bgr
+        return bgr_to_rgb(frame_bgr) if self._swap else frame_bgr
 
     def prepare(self, frame_bgr: np.ndarray):
         """The primary's input tensor for a frame, tagged with its runner (capture threads call this

@@ -17,6 +17,7 @@ import sys
 
 import numpy as np
 
+from edgecnn.bundle.model import DEFAULT_RESIZE
 from edgecnn.devices import backends
 from edgecnn.devices.preprocess import to_input_tensor
 
@@ -70,7 +71,7 @@ def golden_scores(content: bytes, images, mean: float = 0.0, std: float = 1.0, b
     results = []
     for image in images:
         size = tuple(image.shape[:2])
-        tensor = to_input_tensor(image, size, "area", dtype, scale, zero_point, mean, std)
+        tensor = to_input_tensor(image, size, DEFAULT_RESIZE, dtype, scale, zero_point, mean, std)
         want = _scores(reference, tensor)
         stray = float(np.abs(_scores(optimized, tensor) - want).max())
         results.append((want, max(floor, MARGIN * stray)))

@@ -5,9 +5,9 @@
   (``np.fromfile`` + ``cv2.imdecode``), and a video whose name OpenCV cannot take is opened
   through ``/proc/self/fd/N``.
 * A decompression bomb (a small PNG that decodes to 30000x30000 pixels, 5 GB) would kill a 1-4 GB
-  board. Its size is read from the header first and it is refused above the training scanner's
-  pixel cap (``edgecnn.scan.DEFAULT_MAX_PIXELS``, a plain constant: the scanner's Pillow is not
-  imported).
+  board. Its size is read from the header first and it is refused above :data:`MAX_PIXELS`, the
+  one pixel cap of the project: the training scanner (:mod:`edgecnn.data.scan`) imports it from
+  here, so the board and the workstation refuse the same images.
 """
 
 import os
@@ -17,8 +17,8 @@ from pathlib import Path
 import numpy as np
 
 from edgecnn.errors import DeviceError
-from edgecnn.scan import DEFAULT_MAX_PIXELS as MAX_PIXELS
 
+MAX_PIXELS = 50_000_000  # own decompression-bomb cap (PIL's warning is not enough)
 _JPEG_SOF = {0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF}
 
 

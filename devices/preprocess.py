@@ -9,8 +9,9 @@ feed identical tensors for the same image.
 
 import numpy as np
 
+from edgecnn.bundle.model import DEFAULT_RESIZE
+
 _CV2_INTERPOLATION = {"bilinear": "INTER_LINEAR", "area": "INTER_AREA", "nearest": "INTER_NEAREST"}
-DEFAULT_RESIZE = "area"
 
 
 def resize_rgb(rgb: np.ndarray, size, method: str = DEFAULT_RESIZE) -> np.ndarray:

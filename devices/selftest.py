@@ -1,7 +1,7 @@
 """``edgecnn run BUNDLE --self-test``: prove on the board that files, preprocessing and interpreter
 agree with the workstation.
 
-Checks, in order: every file's sha256 (:func:`edgecnn.bundle.verify_bundle`), each model loads and
+Checks, in order: every file's sha256 (:func:`edgecnn.bundle.manifest.verify_bundle`), each model loads and
 invokes (in a child process, so a corrupt file cannot crash the caller), and each golden sample:
 its lossless source image decoded with OpenCV, converted and resized with the manifest's method
 must equal the stored input exactly, and the interpreter's dequantized scores on that input must
@@ -14,7 +14,8 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.bundle import load_golden, model_path, verify_bundle
+from edgecnn.bundle.manifest import load_golden, verify_bundle
+from edgecnn.bundle.model import ModelSpec
 from edgecnn.devices import backends
 from edgecnn.devices.imageio import read_image
 from edgecnn.errors import BundleError, EdgecnnError
@@ -31,8 +32,8 @@ def self_test(bundle_dir, backend="auto", threads=None, edgetpu=False) -> dict:
     try:
         manifest = verify_bundle(bundle_dir)
         checks.append(f"sha256 of {len(manifest['files'])} files")
-        model = manifest["model"]
-        for name in [model.get("tflite", "model.tflite")] + list(model.get("fallbacks") or []):
+        spec = ModelSpec.from_manifest(manifest)
+        for name in [spec.tflite] + list(spec.fallbacks):
             backends.probe_model(bundle_dir / name, backend, threads)
             checks.append(f"{name} loads and invokes")
         events = []
@@ -56,7 +57,7 @@ def self_test(bundle_dir, backend="auto", threads=None, edgetpu=False) -> dict:
                     bgr = None
                     errors.append(f"golden source '{sample['source']}' cannot be used: {exc}")
                 if bgr is not None:
-                    got = resize_rgb(engine.rgb(bgr), engine.primary.size, model.get("resize", "bilinear"))
+                    got = resize_rgb(engine.rgb(bgr), engine.primary.size, engine.spec.resize)
                     if got.shape != expected_input.shape or not np.array_equal(got, expected_input):
                         diff = (np.abs(got.astype(int) - expected_input.astype(int))
                                 if got.shape == expected_input.shape else None)

@@ -7,14 +7,15 @@ them. Each golden sample stores the resized input (``golden/NNN.npy``) and a los
 (``golden/NNN.png``) whose OpenCV decode resizes to exactly that input.
 """
 
-import io
 from pathlib import Path
 
 import numpy as np
 
-from edgecnn.bundle import MODEL, MODEL_EDGETPU, RESIZE_METHODS, make_manifest, write_bundle
+from edgecnn.bundle.manifest import make_manifest, write_bundle
+from edgecnn.bundle.model import DEFAULT_RESIZE, MODEL, MODEL_EDGETPU, RESIZE_METHODS, ModelSpec
 from edgecnn.devices import backends
-from edgecnn.devices.preprocess import bgr_to_rgb, quantize, resize_rgb
+from edgecnn.devices.golden import golden_samples
+from edgecnn.devices.preprocess import bgr_to_rgb, quantize
 from edgecnn.devices.imageio import read_image
 from edgecnn.errors import BundleError, DeviceError
 
@@ -89,37 +90,7 @@ def check_normalization(interpreter, mean, std, model="the model"):
         f"{1 / scale:.4g}: use --mean {fit_mean:g} --std {1 / scale:.4g}, or the values its documentation gives.")
 
 
-def golden_samples(content: bytes, images, size, resize, mean, std, backend="auto", source_max=256):
-    """``(files, samples)``: golden inputs, PNG sources, and the reference kernels' dequantized scores
-    with a measured tolerance (:func:`edgecnn.devices.golden_kernels.golden_scores` says why)."""
-    import cv2
-
-    from edgecnn.devices.golden_kernels import golden_scores
-
-    files, samples, inputs = {}, [], []
-    for i, image in enumerate(images):
-        rgb = _load_rgb(image)
-        longest = max(rgb.shape[:2])
-        if longest > source_max:  # keep the bundle small: the stored source is the golden image itself
-            factor = source_max / longest
-            rgb = resize_rgb(rgb, (max(1, round(rgb.shape[0] * factor)), max(1, round(rgb.shape[1] * factor))),
-                             "area")
-        resized = resize_rgb(rgb, size, resize)
-        inputs.append(resized)
-        buf = io.BytesIO()
-        np.save(buf, resized, allow_pickle=False)
-        ok, png = cv2.imencode(".png", rgb[..., ::-1])
-        if not ok:
-            raise BundleError("cannot encode a golden source as PNG")
-        files[f"golden/{i:03d}.npy"] = buf.getvalue()
-        files[f"golden/{i:03d}.png"] = png.tobytes()
-        samples.append({"input": f"golden/{i:03d}.npy", "source": f"golden/{i:03d}.png"})
-    for sample, (scores, atol) in zip(samples, golden_scores(content, inputs, mean, std, backend)):
-        sample.update(scores=[round(float(v), 8) for v in scores], atol=atol, top1=int(np.argmax(scores)))
-    return files, samples
-
-
-def wrap_tflite(model, labels, out, mean=0.0, std=1.0, edgetpu_model=None, fallbacks=(), resize="bilinear",
+def wrap_tflite(model, labels, out, mean=0.0, std=1.0, edgetpu_model=None, fallbacks=(), resize=DEFAULT_RESIZE,
                 images=None, backend="auto", decision=None, source=None):
     """Write a bundle around an existing .tflite classifier.
 
@@ -147,7 +118,8 @@ def wrap_tflite(model, labels, out, mean=0.0, std=1.0, edgetpu_model=None, fallb
     check_normalization(interpreter, mean, std, model)
     size = backends.input_size(interpreter)
     golden_files, samples = golden_samples(Path(model).read_bytes(),
-                                           images if images is not None else synthetic_images(),
+                                           [_load_rgb(image) for image in (images if images is not None
+                                                                           else synthetic_images())],
                                            size, resize, mean, std, backend)
     files = {MODEL: Path(model), **golden_files}
     fallback_names = []
@@ -158,10 +130,10 @@ def wrap_tflite(model, labels, out, mean=0.0, std=1.0, edgetpu_model=None, fallb
     if edgetpu_model:
         backends.check_model_file(edgetpu_model)
         files[MODEL_EDGETPU] = Path(edgetpu_model)
-    section = {"tflite": MODEL, "edgetpu": MODEL_EDGETPU if edgetpu_model else None, "fallbacks": fallback_names,
-               "quantization": _quantization_mode(details), "input_size": list(size),
-               "input_dtype": details["input"]["dtype"], "output_dtype": details["output"]["dtype"],
-               "resize": resize, "color_order": "RGB", "input_mean": float(mean), "input_std": float(std)}
-    manifest = make_manifest(labels, section, decision=decision, golden=samples,
+    spec = ModelSpec(input_size=size, input_dtype=details["input"]["dtype"], output_dtype=details["output"]["dtype"],
+                     quantization=_quantization_mode(details), tflite=MODEL,
+                     edgetpu=MODEL_EDGETPU if edgetpu_model else None, fallbacks=fallback_names, resize=resize,
+                     input_mean=mean, input_std=std)
+    manifest = make_manifest(labels, spec, decision=decision, golden=samples,
                              source=source or {"wrapped": Path(model).name})
     return write_bundle(out, files, manifest)

@@ -67,8 +67,8 @@ def python_exe() -> str:
 
 @pytest.fixture(scope="session")
 def demo_data(tmp_path_factory) -> Path:
-    """A generated class-folder dataset (4 classes x 60 images, 96 px JPEGs; edgecnn.synth, seed 0)."""
-    from edgecnn.synth import make_demo_dataset
+    """A generated class-folder dataset (4 classes x 60 images, 96 px JPEGs; edgecnn.data.synth, seed 0)."""
+    from edgecnn.data.synth import make_demo_dataset
 
     return make_demo_dataset(tmp_path_factory.mktemp("demo_data") / "data", per_class=60, size=96, seed=0)
 
@@ -87,7 +87,7 @@ def tiny_bundle(tmp_path_factory, request) -> Path:
 
     Uses the finetune helper's ``tiny_run`` fixture when it is defined, else ``mini_run``.
     """
-    from edgecnn.converters.bundle_writer import convert_run
+    from edgecnn.compress.convert import convert_run
 
     try:
         run = request.getfixturevalue("tiny_run")
@@ -103,7 +103,7 @@ def tiny_bundle(tmp_path_factory, request) -> Path:
 @pytest.fixture(scope="session")
 def tiny_run(tmp_path_factory, demo_data) -> Path:
     """A finished RUN_DIR of `edgecnn finetune` on demo_data (TINY_RUN_OPTIONS), with a test split."""
-    from edgecnn.train import finetune
+    from edgecnn.train.finetune import finetune
 
     out = tmp_path_factory.mktemp("tiny_run") / "run"
     finetune(demo_data, out, quiet=True, **TINY_RUN_OPTIONS)
@@ -120,7 +120,7 @@ HYMENOPTERA_RUN_OPTIONS = dict(backbone="mobilenet_v1", alpha=0.5, input_size=16
 def hymenoptera_run(tmp_path_factory, hymenoptera, pretrained_dir) -> Path:
     """Transfer learning on hymenoptera: the pretrained MobileNet v1 0.5/160 base, head phase only
     (about 10 s; val accuracy ~0.9). Its val split is hymenoptera's own val/ folder; no test split."""
-    from edgecnn.train import finetune
+    from edgecnn.train.finetune import finetune
 
     out = tmp_path_factory.mktemp("hymenoptera_run") / "run"
     weights = pretrained_dir / "mobilenet_v1_0.5_160_imagenet_notop.h5"

@@ -10,7 +10,7 @@ from pathlib import Path
 
 def mini_model(num_classes: int, size: int = 32, seed: int = 0, dynamic: bool = False):
     """A flat classifier shaped like ours: Rescaling, conv/BN/ReLU blocks, pool, dropout, dense."""
-    from edgecnn.models import HEAD_DENSE, HEAD_DROPOUT, POOL_LAYER, RESCALE_LAYER
+    from edgecnn.models.classifier import HEAD_DENSE, HEAD_DROPOUT, POOL_LAYER, RESCALE_LAYER
     from edgecnn.tf import keras, tf
 
     tf.random.set_seed(seed)
@@ -38,7 +38,7 @@ def make_run(out, data_dir, model, size: int = 32, epochs: int = 0, extra: dict 
     """Write a RUN_DIR for ``model`` on ``data_dir``; fit ``epochs`` on its train split first."""
     import numpy as np
 
-    from edgecnn.data import load_dataset, load_images
+    from edgecnn.data.dataset import load_dataset, load_images
     from edgecnn.tf import keras
 
     out = Path(out)

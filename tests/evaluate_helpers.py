@@ -59,8 +59,8 @@ def build(base: Path, demo_data: Path) -> dict:
     """``{"good_run", "broken_run", "good_bundle", "broken_bundle", "dataset"}`` under ``base``, cached."""
     if "built" in _CACHE:
         return _CACHE["built"]
-    from edgecnn.converters.bundle_writer import convert_run
-    from edgecnn.data import load_dataset, load_images
+    from edgecnn.compress.convert import convert_run
+    from edgecnn.data.dataset import load_dataset, load_images
     from edgecnn.tf import keras
 
     dataset = load_dataset(demo_data, val_fraction=0.25, test_fraction=0.25, seed=0)

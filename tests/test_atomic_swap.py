@@ -11,7 +11,7 @@ import time
 
 import pytest
 
-from edgecnn import atomic, atomic_swap
+from edgecnn import atomic
 from cli_helpers import EDGECNN
 from train_helpers import ROOT
 
@@ -44,7 +44,7 @@ def test_artifacts_get_the_usual_modes_not_mkstemps(tmp_path):
 
 
 def test_a_bundle_written_by_convert_is_readable_by_others(mini_run, tmp_path):
-    from edgecnn.converters.bundle_writer import convert_run
+    from edgecnn.compress.convert import convert_run
 
     old = os.umask(0o022)
     try:
@@ -96,7 +96,7 @@ def test_the_swap_never_leaves_the_folder_missing(tmp_path, monkeypatch):
 
 
 def test_without_exchange_the_two_renames_still_end_complete(tmp_path, monkeypatch):
-    monkeypatch.setattr(atomic_swap, "exchange", lambda a, b: False)  # a file system that cannot exchange
+    monkeypatch.setattr(atomic, "exchange", lambda a, b: False)  # a file system that cannot exchange
     target = tmp_path / "bundle"
     for i in range(3):
         with atomic.atomic_dir(target) as tmp:
@@ -128,7 +128,7 @@ def test_leftovers_of_dead_writers_go_and_those_of_live_ones_stay(tmp_path):
 _PAUSE_IN_THE_WRITE = """
 import sys
 from pathlib import Path
-import edgecnn.bundle as bundle
+import edgecnn.bundle.manifest as bundle
 real = bundle.sha256_file
 def paused(path):
     if ".tmp" in str(path):  # hashing the files of the temporary bundle: the write is half done
@@ -180,5 +180,5 @@ def test_exchange_swaps_two_folders(tmp_path):
     b.mkdir()
     (a / "x").write_text("a")
     (b / "x").write_text("b")
-    assert atomic_swap.exchange(a, b)
+    assert atomic.exchange(a, b)
     assert (a / "x").read_text() == "b" and (b / "x").read_text() == "a"

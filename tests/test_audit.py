@@ -15,7 +15,7 @@ from edgecnn.audit.hashing import hamming, image_hash
 from edgecnn.audit.report import format_audit, render_html
 from edgecnn.cli import cli
 from edgecnn.errors import DataError
-from edgecnn.synth import make_image
+from edgecnn.data.synth import make_image
 
 
 def write_jpeg(path: Path, rgb: np.ndarray, quality=92) -> Path:
@@ -87,7 +87,7 @@ def test_folders_layout_leakage_uses_the_finetune_split(tmp_path):
             write_jpeg(tmp_path / cls / f"{i}.jpg", make_image(cls, np.random.default_rng([3, ci, i]), 64))
     for k in range(4):  # four copies of one image: the split puts them in different splits
         shutil.copy(tmp_path / "circle" / "0.jpg", tmp_path / "circle" / f"copy{k}.jpg")
-    from edgecnn.data import load_dataset
+    from edgecnn.data.dataset import load_dataset
 
     ds = load_dataset(tmp_path, seed=0)
     where = {s.path.name: split for split, v in ds.splits.items() for s in v}

@@ -28,7 +28,7 @@ def board_labels(bundle, folder, events):
 
 
 def test_board_replay_of_val_photos_matches_evaluate_exactly(hymenoptera_run, hymenoptera, tmp_path):
-    from edgecnn.converters.bundle_writer import convert_run
+    from edgecnn.compress.convert import convert_run
 
     bundle = tmp_path / "bundle"
     convert_run(hymenoptera_run, bundle, eval_size=0, golden=0)

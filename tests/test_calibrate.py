@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edgecnn.calibrate import (apply_thresholds, fit_temperature, risk_coverage, scaled_probs,
+from edgecnn.evaluation.confidence import (apply_thresholds, fit_temperature, risk_coverage, scaled_probs,
                                thresholds_for_coverage, thresholds_for_precision)
 from edgecnn.metrics import expected_calibration_error, softmax
 

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edgecnn.calibrate import cross_validate, fit_temperature, stratified_folds, thresholds_for_precision
+from edgecnn.evaluation.confidence import cross_validate, fit_temperature, stratified_folds, thresholds_for_precision
 from edgecnn.metrics import softmax
 
 
@@ -59,11 +59,11 @@ def built(tmp_path_factory, demo_data):
 
 
 def test_calibrate_keeps_the_previous_temperature_when_held_out_ece_does_not_improve(built, tmp_path):
-    from edgecnn.bundle import model_path, update_manifest, verify_bundle
-    from edgecnn.calibrate import scaled_probs
-    from edgecnn.evaluate import eval_images, tflite_probs
+    from edgecnn.bundle.manifest import model_path, update_manifest, verify_bundle
+    from edgecnn.evaluation.confidence import scaled_probs
+    from edgecnn.evaluation.inputs import eval_images, tflite_probs
     from edgecnn.metrics import expected_calibration_error
-    from edgecnn.rundir import load_run
+    from edgecnn.run import load_run
 
     bundle = tmp_path / "bundle"
     shutil.copytree(built["good_bundle"], bundle)

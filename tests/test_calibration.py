@@ -4,7 +4,7 @@ import json
 
 from click.testing import CliRunner
 
-from edgecnn.bundle import verify_bundle
+from edgecnn.bundle.manifest import verify_bundle
 from edgecnn.cli import cli
 
 
@@ -21,7 +21,7 @@ def test_select_from_a_run_uses_train_only(mini_run, tmp_path):
     held_out = {f"{root}/{e['path']}" for s in ("val", "test") for e in run["data"]["splits"].get(s, [])}
     sources = {f["source"] for f in manifest["files"]}
     assert sources <= train and not sources & held_out
-    from edgecnn.bundle import sha256_file
+    from edgecnn.bundle.manifest import sha256_file
 
     for f in manifest["files"]:
         assert sha256_file(tmp_path / "cal" / f["path"]) == f["sha256"]
@@ -31,8 +31,8 @@ def test_select_from_a_run_uses_train_only(mini_run, tmp_path):
 
 
 def test_select_from_a_data_folder(demo_data, tmp_path):
-    from edgecnn.converters.calibration import select
-    from edgecnn.data import load_dataset
+    from edgecnn.converters.representative import select
+    from edgecnn.data.dataset import load_dataset
 
     manifest = select(demo_data, 2, tmp_path / "cal")
     assert manifest["source"]["kind"] == "data" and len(manifest["files"]) == 8
@@ -41,7 +41,7 @@ def test_select_from_a_data_folder(demo_data, tmp_path):
 
 
 def test_convert_records_the_set_it_used(mini_run, tmp_path):
-    from edgecnn.converters.calibration import select
+    from edgecnn.converters.representative import select
 
     select(mini_run, 4, tmp_path / "cal")
     res = CliRunner().invoke(cli, ["convert", str(mini_run), "--calibration", str(tmp_path / "cal"), "--out",
@@ -58,7 +58,7 @@ def test_convert_records_the_set_it_used(mini_run, tmp_path):
 
 
 def test_calibration_labels_must_match(mini_run, tmp_path):
-    from edgecnn.converters.calibration import select
+    from edgecnn.converters.representative import select
 
     select(mini_run, 1, tmp_path / "cal")
     path = tmp_path / "cal" / "calibration.json"

@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from edgecnn.compare import compare_groups, compare_models, ensemble_probs, gate, read_groups_csv
+from edgecnn.evaluation.compare import compare_groups, compare_models, ensemble_probs, gate, read_groups_csv
 from edgecnn.errors import DataError
 
 LABELS = ["a", "b"]

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from edgecnn.bundle import load_golden, model_path, update_manifest, verify_bundle
+from edgecnn.bundle.manifest import load_golden, model_path, update_manifest, verify_bundle
 from edgecnn.cli import cli
 
 
@@ -66,7 +66,7 @@ def reference_interpreter(content):
 
 
 def test_int8_agrees_with_float_on_held_out_images(mini_run, tmp_path):
-    from edgecnn.converters.bundle_writer import convert_run
+    from edgecnn.compress.convert import convert_run
 
     result = convert_run(mini_run, tmp_path / "b", calibration_size=64, eval_size=None, golden=0)
     met = result["metrics"]
@@ -101,7 +101,7 @@ def test_cli_modes_and_io(mini_run, tmp_path, flag, io, in_dtype):
 def test_verify_catches_a_float_model_passed_as_int8(mini_run):
     from edgecnn.converters.tflite import convert_model, verify_tflite
     from edgecnn.errors import ConversionError
-    from edgecnn.models import load_classifier
+    from edgecnn.models.classifier import load_classifier
 
     content = convert_model(load_classifier(mini_run / "model.keras"), "dynamic")
     with pytest.raises(ConversionError, match="the int8 export still computes in float"):
@@ -127,7 +127,7 @@ def test_fallback_models(mini_run, tmp_path):
 
 
 def test_failed_conversion_keeps_the_existing_bundle(mini_run, tmp_path, monkeypatch):
-    from edgecnn.converters import golden
+    from edgecnn.devices import golden
 
     out = tmp_path / "b"
     assert invoke("convert", mini_run, "--float32", "--out", out, "--eval-size", "0", "--golden", "1").exit_code == 0
@@ -136,7 +136,7 @@ def test_failed_conversion_keeps_the_existing_bundle(mini_run, tmp_path, monkeyp
     def boom(*args, **kwargs):
         raise RuntimeError("simulated crash while writing golden samples")
 
-    monkeypatch.setattr(golden, "make_golden", boom)
+    monkeypatch.setattr(golden, "golden_samples", boom)
     res = invoke("convert", mini_run, "--float16", "--out", out, "--eval-size", "0", "--golden", "1")
     assert res.exit_code != 0 and isinstance(res.exception, RuntimeError)
     assert {p.name: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
@@ -224,7 +224,7 @@ def test_model_path_helper_reads_the_bundle(tiny_bundle):
 
 
 def test_demo_steps(mini_run, tmp_path):
-    from edgecnn.converters.demo_steps import convert_step, prune_step
+    from edgecnn.demo.convert_steps import convert_step, prune_step
 
     ctx = {"out": tmp_path, "quiet": True, "run_dir": mini_run, "failures": [], "progress": None}
     line = convert_step(ctx)

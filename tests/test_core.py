@@ -9,7 +9,7 @@ import pytest
 
 from edgecnn import atomic, metrics
 from edgecnn.errors import ModelError
-from edgecnn.registry import BACKBONES, get_backbone, resolve_weights
+from edgecnn.models.registry import BACKBONES, get_backbone, resolve_weights
 
 
 def test_atomic_write_leaves_no_temp_and_keeps_old_on_failure(tmp_path):
@@ -74,7 +74,7 @@ def test_registry_errors_and_local_weights(tmp_path, monkeypatch):
 
 
 def test_classifier_is_flat_and_starts_with_rescaling():
-    from edgecnn.models import build_classifier, feature_extractor, head_model
+    from edgecnn.models.classifier import build_classifier, feature_extractor, head_model
     from edgecnn.tf import keras
 
     model, config = build_classifier(3, "mobilenet_v2", input_size=48, alpha=0.35, weights="none")
@@ -88,7 +88,7 @@ def test_classifier_is_flat_and_starts_with_rescaling():
 
 
 def test_pretrained_base_loads_and_custom_base(tmp_path, pretrained_dir):
-    from edgecnn.models import build_classifier
+    from edgecnn.models.classifier import build_classifier
     from edgecnn.tf import keras
 
     weights = pretrained_dir / "mobilenet_v1_0.25_128_imagenet_notop.h5"
@@ -108,7 +108,7 @@ def test_pretrained_base_loads_and_custom_base(tmp_path, pretrained_dir):
 
 
 def test_import_edgecnn_is_light():
-    code = "import sys, edgecnn, edgecnn.bundle, edgecnn.registry, edgecnn.cli; " \
+    code = "import sys, edgecnn, edgecnn.bundle.manifest, edgecnn.models.registry, edgecnn.cli; " \
            "print(sorted(m for m in ('tensorflow', 'tf_keras', 'cv2') if m in sys.modules))"
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
                          env={**os.environ, "PYTHONWARNINGS": "ignore"})

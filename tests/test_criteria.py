@@ -44,7 +44,7 @@ def test_a_later_rung_must_win_beyond_noise():
 
 
 def test_a_qat_that_lost_to_ptq_is_not_retrained_on_the_same_model(tmp_path):
-    from edgecnn.converters.qat_memo import QatMemo
+    from edgecnn.compress.qat_memo import QatMemo
 
     model = tmp_path / "model.keras"
     model.write_bytes(b"weights v1")

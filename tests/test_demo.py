@@ -7,7 +7,7 @@ import re
 import pytest
 from cli_helpers import assert_user_error, edgecnn
 
-from edgecnn.demo import fail, format_result, run_demo
+from edgecnn.demo.trip import fail, format_result, run_demo
 from edgecnn.errors import RunError
 
 NOISE = ["absl::InitializeLog", "oneDNN", "cudart_stub", "cuInit", "use_unbounded_threadpool", "fully_quantize",
@@ -16,8 +16,8 @@ NOISE = ["absl::InitializeLog", "oneDNN", "cudart_stub", "cuInit", "use_unbounde
 
 @pytest.mark.slow
 def test_the_demo_passes_end_to_end_and_its_numbers_mean_something(tmp_path):
-    from edgecnn.bundle import verify_bundle
-    from edgecnn.converters.bundle_writer import DEFAULT_CALIBRATION_SIZE
+    from edgecnn.bundle.manifest import verify_bundle
+    from edgecnn.compress.convert import DEFAULT_CALIBRATION_SIZE
 
     out = tmp_path / "demo_out"
     env = {k: v for k, v in os.environ.items() if k not in ("EDGECNN_VERBOSE", "TF_CPP_MIN_LOG_LEVEL")}

@@ -148,7 +148,7 @@ def test_half_written_progress_files_of_a_killed_run_go_on_the_rerun(demo_data, 
 
 @pytest.fixture(scope="module")
 def small_bundle(mini_run, tmp_path_factory):
-    from edgecnn.converters.bundle_writer import convert_run
+    from edgecnn.compress.convert import convert_run
 
     out = tmp_path_factory.mktemp("small_bundle") / "bundle"
     convert_run(mini_run, out, calibration_size=16, eval_size=0, golden=2)

@@ -14,7 +14,7 @@ import textwrap
 import pytest
 from click.testing import CliRunner
 
-from edgecnn.bundle import verify_bundle
+from edgecnn.bundle.manifest import verify_bundle
 from edgecnn.cli import cli
 from edgecnn.converters.edgetpu import INSTALL_STEPS, check_compatibility, parse_compiler_log, run_compiler
 from edgecnn.errors import ConversionError
@@ -85,7 +85,7 @@ def test_checker_on_our_int8_model_and_a_float_model(tiny_bundle, mini_run):
     assert {o["op"] for o in rep["ops"]} >= {"QUANTIZE", "CONV_2D", "MEAN", "FULLY_CONNECTED", "SOFTMAX"}
 
     from edgecnn.converters.tflite import convert_model
-    from edgecnn.models import load_classifier
+    from edgecnn.models.classifier import load_classifier
 
     rep = check_compatibility(convert_model(load_classifier(mini_run / "model.keras"), "float32"))
     assert rep["first_split"]["index"] == 0 and rep["mappable_ops"] == 0

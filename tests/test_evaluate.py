@@ -5,7 +5,7 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from edgecnn.bundle import verify_bundle
+from edgecnn.bundle.manifest import verify_bundle
 from edgecnn.cli import cli
 from evaluate_helpers import build
 
@@ -116,7 +116,7 @@ def test_calibrate_writes_decision(built, tmp_path):
 def test_demo_step(built, tmp_path):
     import shutil
 
-    from edgecnn.evaluate_demo_step import evaluate_step
+    from edgecnn.demo.evaluate_step import evaluate_step
 
     bundle = tmp_path / "bundle"
     shutil.copytree(built["good_bundle"], bundle)

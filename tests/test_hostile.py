@@ -20,7 +20,7 @@ MICRO = ["--backbone", "mobilenet_v1", "--alpha", "0.25", "--input-size", "32", 
 @pytest.fixture(scope="module")
 def bad(tmp_path_factory, mini_run, demo_data):
     """Paths of bad inputs, built once: ``{name: path}`` (``run`` and ``bundle`` are good ones)."""
-    from edgecnn.converters.bundle_writer import convert_run
+    from edgecnn.compress.convert import convert_run
     from edgecnn.tf import keras
 
     root = tmp_path_factory.mktemp("hostile")

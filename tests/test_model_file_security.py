@@ -87,7 +87,7 @@ def test_evaluate_against_a_payload_run_is_refused(tiny_bundle, mini_run, tmp_pa
 
 def test_a_keras_zip_with_a_lambda_is_refused_before_keras_reads_it(tmp_path, marker):
     from edgecnn.errors import ModelError
-    from edgecnn.models import load_classifier
+    from edgecnn.models.classifier import load_classifier
 
     path = tmp_path / "model.keras"
     lambda_payload_model(marker).save(path)
@@ -112,7 +112,7 @@ def rewrite_config(path, change):
 def test_a_module_gadget_in_a_keras_config_is_not_imported(mini_run, tmp_path, marker, monkeypatch):
     """CVE-2025-1550's shape: a config entry names a module that Keras would import."""
     from edgecnn.errors import ModelError
-    from edgecnn.models import load_classifier
+    from edgecnn.models.classifier import load_classifier
 
     (tmp_path / "gadget_module.py").write_text(f"import pathlib; pathlib.Path({str(marker)!r}).write_text('ran')\n")
     monkeypatch.syspath_prepend(str(tmp_path))
@@ -133,7 +133,7 @@ def test_a_module_gadget_in_a_keras_config_is_not_imported(mini_run, tmp_path, m
 
 def test_tf_op_layers_may_only_call_side_effect_free_ops(tmp_path):
     from edgecnn.errors import ModelError
-    from edgecnn.model_file import check_model_file
+    from edgecnn.models.safe_load import check_model_file
     from edgecnn.tf import keras, tf
 
     inputs = keras.Input((8, 8, 3))
@@ -156,7 +156,7 @@ def test_tf_op_layers_may_only_call_side_effect_free_ops(tmp_path):
 
 def test_custom_layers_savedmodel_folders_and_weights_only_files_are_refused(tmp_path, mini_run):
     from edgecnn.errors import ModelError
-    from edgecnn.model_file import check_model_file
+    from edgecnn.models.safe_load import check_model_file
     from edgecnn.tf import keras
 
     path = tmp_path / "custom.keras"
@@ -185,8 +185,8 @@ def test_custom_layers_savedmodel_folders_and_weights_only_files_are_refused(tmp
 
 def test_models_edgecnn_writes_pass_the_check(mini_run, tmp_path):
     """The real thing must still load: a run's model.keras, and the same model saved as HDF5."""
-    from edgecnn.model_file import check_model_file
-    from edgecnn.models import load_classifier
+    from edgecnn.models.safe_load import check_model_file
+    from edgecnn.models.classifier import load_classifier
 
     model = load_classifier(mini_run / "model.keras")
     model.save(tmp_path / "m.h5")

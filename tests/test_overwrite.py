@@ -26,7 +26,7 @@ def micro_base(tmp_path_factory):
 @pytest.fixture
 def finished(demo_data, tmp_path, micro_base):
     """A finished RUN_DIR and the bytes of its files."""
-    from edgecnn.train import finetune
+    from edgecnn.train.finetune import finetune
 
     out = tmp_path / "run"
     finetune(demo_data, out, quiet=True, base=str(micro_base), **MICRO)
@@ -87,7 +87,7 @@ def test_refusals_show_the_default_not_none(tiny_run, demo_data):
     proc = edgecnn("finetune", demo_data, "--out", tiny_run, *finetune_flags(changed))
     error = assert_user_error(proc, "--unfreeze-top (was none, now 3)", "--alpha (was 0.25, now 0.5)")
     assert "None" not in error
-    from edgecnn.training import options as opts
+    from edgecnn.train import options as opts
 
     default, wider = opts.resolve_args("/d", {}), opts.resolve_args("/d", {"alpha": 0.5, "input_size": 160})
     assert opts.diff_args(default, wider) == ["--alpha (was 1.0 (mobilenet_v2's default), now 0.5)",

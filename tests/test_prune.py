@@ -11,7 +11,7 @@ from edgecnn.cli import cli
 
 @pytest.fixture(scope="session")
 def pruned_run(mini_run, tmp_path_factory):
-    from edgecnn.prune import prune_run
+    from edgecnn.compress.prune import prune_run
 
     out = tmp_path_factory.mktemp("pruned") / "run"
     prune_run(mini_run, out, sparsity=0.5, epochs=3, lr=1e-3, batch_size=32, augment="none", exclude=["conv1"])
@@ -19,8 +19,8 @@ def pruned_run(mini_run, tmp_path_factory):
 
 
 def test_pruning_reaches_the_sparsity_and_writes_a_normal_run(pruned_run, mini_run):
-    from edgecnn.models import load_classifier
-    from edgecnn.rundir import load_run
+    from edgecnn.models.classifier import load_classifier
+    from edgecnn.run import load_run
 
     run = load_run(pruned_run)
     assert sorted(p.name for p in pruned_run.iterdir()) == sorted(
@@ -43,7 +43,7 @@ def test_pruning_reaches_the_sparsity_and_writes_a_normal_run(pruned_run, mini_r
 def test_pruned_run_converts_and_zeros_survive_int8(pruned_run, tmp_path):
     import gzip
 
-    from edgecnn.converters.bundle_writer import convert_run
+    from edgecnn.compress.convert import convert_run
 
     result = convert_run(pruned_run, tmp_path / "b", calibration_size=16, eval_size=0, golden=0)
     assert result["source"]["pruning"]["target_sparsity"] == 0.5
@@ -77,8 +77,8 @@ def test_prune_errors(mini_run, tmp_path):
 
 
 def test_train_layers_pruned_keeps_the_dense_layers(mini_run, tmp_path):
-    from edgecnn.models import load_classifier
-    from edgecnn.prune import prune_run
+    from edgecnn.models.classifier import load_classifier
+    from edgecnn.compress.prune import prune_run
 
     report = prune_run(mini_run, tmp_path / "r", sparsity=0.5, epochs=1, lr=1e-3, augment="none", min_params=1000,
                        train_layers="pruned")
@@ -91,7 +91,7 @@ def test_train_layers_pruned_keeps_the_dense_layers(mini_run, tmp_path):
 
 
 def test_allocate_spreads_zeros_where_they_hurt_least():
-    from edgecnn.prune_alloc import allocate, levels_for, magnitude_mask
+    from edgecnn.compress.allocation import allocate, levels_for, magnitude_mask
 
     assert levels_for(0.5) == [0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9]
     # 'fragile' loses a lot beyond 0.2, 'robust' nothing up to 0.8: the zeros go to 'robust'
@@ -106,7 +106,7 @@ def test_allocate_spreads_zeros_where_they_hurt_least():
 
 
 def test_sensitivity_allocation_keeps_the_number_of_zeros(mini_run, tmp_path):
-    from edgecnn.prune import prune_run
+    from edgecnn.compress.prune import prune_run
 
     report = prune_run(mini_run, tmp_path / "r", sparsity=0.5, epochs=2, lr=1e-3, augment="none",
                        exclude=["conv1"], allocation="sensitivity")

@@ -24,8 +24,8 @@ def _pre_activation(model, name, x):
 
 def test_rows_times_kernel_is_the_layer(mini_run):
     """The patch rows match each layer kind's own arithmetic (strided 3x3 'same', depthwise, 1x1, dense)."""
-    from edgecnn.models import load_classifier
-    from edgecnn.prune_obs import _rows
+    from edgecnn.models.classifier import load_classifier
+    from edgecnn.compress.obs import _rows
 
     model = load_classifier(mini_run / "model.keras")
     x = np.random.default_rng(0).uniform(0, 255, (3, 32, 32, 3)).astype(np.float32)
@@ -46,8 +46,8 @@ def test_rows_times_kernel_is_the_layer(mini_run):
 def test_obs_reconstructs_exactly_when_the_inputs_are_redundant():
     """Inputs 4-7 copy inputs 0-3: dropping one of each pair costs nothing if the twin takes its weight.
     OBS finds that; magnitude pruning of the same layer does not."""
-    from edgecnn.prune_alloc import magnitude_mask
-    from edgecnn.prune_obs import obs_prune
+    from edgecnn.compress.allocation import magnitude_mask
+    from edgecnn.compress.obs import obs_prune
     from edgecnn.tf import keras
 
     rng = np.random.default_rng(1)
@@ -79,7 +79,7 @@ def obs_report(mini_run, tmp_path_factory):
 
 
 def test_obs_prunes_every_layer_kind_without_training(obs_report, mini_run):
-    from edgecnn.models import load_classifier
+    from edgecnn.models.classifier import load_classifier
 
     out, report = obs_report
     assert report["method"] == "obs" and report["epochs"] == 0 and report["schedule"]["kind"] == "none"
@@ -87,9 +87,9 @@ def test_obs_prunes_every_layer_kind_without_training(obs_report, mini_run):
     assert set(layers) == {"conv1", "dw2", "pw2", "conv3", "head_dense"}
     # half of each kernel, plus the weights on inputs that are always 0 (they solve to exactly 0: free
     # zeros; the small demo model has dead ReLU channels, 24 of its 32 pooled features in one run)
-    from edgecnn import retrain
-    from edgecnn.prune_obs import _rows
-    from edgecnn.rundir import load_run
+    from edgecnn.compress import retrain
+    from edgecnn.compress.obs import _rows
+    from edgecnn.run import load_run
     from edgecnn.tf import keras
 
     child = load_classifier(out / "model.keras")
@@ -105,7 +105,7 @@ def test_obs_prunes_every_layer_kind_without_training(obs_report, mini_run):
     obs = report["obs"]
     assert obs["layers"]["pw2"]["intercept"] == "bn" and obs["layers"]["conv3"]["intercept"] == "bias"
     assert obs["calibration_images"] == obs["layers"]["pw2"]["rows"] > 0
-    from edgecnn.prune import format_summary
+    from edgecnn.compress.prune import format_summary
 
     assert format_summary(report).startswith(f"Pruned run {out} (obs, one shot): 5 layers, sparsity ")
     # BatchNorm moving means moved by the fitted intercepts; the parent is untouched
@@ -117,10 +117,10 @@ def test_obs_prunes_every_layer_kind_without_training(obs_report, mini_run):
 
 def test_obs_keeps_outputs_closer_than_magnitude(obs_report, mini_run):
     """Same layers, same sparsity, no training: OBS's outputs stay closer to the unpruned model's."""
-    from edgecnn import retrain
-    from edgecnn.models import load_classifier
-    from edgecnn.prune_alloc import kl_divergence, magnitude_mask
-    from edgecnn.rundir import load_run
+    from edgecnn.compress import retrain
+    from edgecnn.models.classifier import load_classifier
+    from edgecnn.compress.allocation import kl_divergence, magnitude_mask
+    from edgecnn.run import load_run
 
     out, report = obs_report
     x = retrain.split_arrays(load_run(mini_run), "val")[0].astype(np.float32)
@@ -135,8 +135,8 @@ def test_obs_keeps_outputs_closer_than_magnitude(obs_report, mini_run):
 
 
 def test_obs_then_fine_tuning_keeps_the_mask(obs_report, tmp_path):
-    from edgecnn.models import load_classifier
-    from edgecnn.prune import prune_run
+    from edgecnn.models.classifier import load_classifier
+    from edgecnn.compress.prune import prune_run
 
     out, _ = obs_report
     report = prune_run(_parent_of(out), tmp_path / "ft",
@@ -151,7 +151,7 @@ def test_obs_then_fine_tuning_keeps_the_mask(obs_report, tmp_path):
 
 
 def _parent_of(run_dir):
-    from edgecnn.rundir import load_run
+    from edgecnn.run import load_run
 
     return load_run(run_dir)["parent"]["run_dir"]
 
@@ -175,8 +175,8 @@ def test_obs_errors(mini_run, tmp_path):
 def test_obs_sensitivity_allocation_measures_obs_damage(mini_run, tmp_path):
     """With --method obs the allocation measures each layer pruned by OBS, which hurts less than
     magnitude pruning at the same level; the zeros budget is kept."""
-    from edgecnn.prune import prune_run
-    from edgecnn.rundir import load_run
+    from edgecnn.compress.prune import prune_run
+    from edgecnn.run import load_run
 
     report = prune_run(mini_run, tmp_path / "r", method="obs", allocation="sensitivity", exclude=["conv1"],
                        obs_copies=1)

@@ -20,8 +20,8 @@ def qat_run_dir(mini_run, tmp_path_factory):
 
 
 def test_qat_report_and_run(qat_run_dir, mini_run):
-    from edgecnn.qat import load_run_model
-    from edgecnn.rundir import load_run
+    from edgecnn.run import load_run_model
+    from edgecnn.run import load_run
 
     out, report = qat_run_dir
     left = {e["layer"]: e["type"] for e in report["left_out"]}
@@ -35,8 +35,8 @@ def test_qat_report_and_run(qat_run_dir, mini_run):
 
 
 def test_qat_model_converts_to_int8(qat_run_dir, tmp_path):
-    from edgecnn.bundle import verify_bundle
-    from edgecnn.converters.bundle_writer import convert_run
+    from edgecnn.bundle.manifest import verify_bundle
+    from edgecnn.compress.convert import convert_run
 
     out, _ = qat_run_dir
     result = convert_run(out, tmp_path / "b", calibration_size=16, eval_size=None, golden=1)
@@ -48,9 +48,10 @@ def test_qat_model_converts_to_int8(qat_run_dir, tmp_path):
 
 def test_qat_on_a_pruned_run_keeps_the_zeros(mini_run, tmp_path):
     from edgecnn.converters.tflite import convert_model, make_interpreter
-    from edgecnn.prune import prune_run
-    from edgecnn.qat import load_run_model, qat_run
-    from edgecnn.rundir import load_run
+    from edgecnn.compress.prune import prune_run
+    from edgecnn.compress.qat import qat_run
+    from edgecnn.run import load_run_model
+    from edgecnn.run import load_run
 
     prune_run(mini_run, tmp_path / "p", sparsity=0.5, epochs=1, lr=1e-3, augment="none")
     report = qat_run(tmp_path / "p", tmp_path / "q", epochs=1, lr=1e-3, augment="none")
@@ -75,7 +76,7 @@ def test_qat_refuses_a_qat_run(qat_run_dir, tmp_path):
 @pytest.fixture(scope="module")
 def small_pretrained_run(tmp_path_factory, hymenoptera, pretrained_dir):
     """Head training on the cheapest real pretrained base, MobileNet v1 0.25/128 (about 15 s)."""
-    from edgecnn.train import finetune
+    from edgecnn.train.finetune import finetune
 
     out = tmp_path_factory.mktemp("v1_025") / "run"
     finetune(hymenoptera, out, quiet=True, backbone="mobilenet_v1", alpha=0.25, input_size=128, epochs=15,
@@ -89,11 +90,11 @@ def test_qat_on_a_pretrained_mobilenet_folds_batchnorm_and_keeps_ptq_accuracy(sm
     """Issue 13: QAT took MobileNet v1 from 0.94 to 0.45 (every BatchNorm left out, ranges stuck at
     [-6, 6]) and exited 0. Now the whole graph is annotated, ranges start from float statistics and
     the kept epoch is never below plain PTQ's int8 accuracy on val."""
-    from edgecnn.bundle import model_path, verify_bundle
-    from edgecnn.converters.bundle_writer import convert_run
+    from edgecnn.bundle.manifest import model_path, verify_bundle
+    from edgecnn.compress.convert import convert_run
     from edgecnn.converters.tflite import predict_tflite
-    from edgecnn.retrain import split_arrays
-    from edgecnn.rundir import load_run
+    from edgecnn.compress.retrain import split_arrays
+    from edgecnn.run import load_run
 
     out = tmp_path / "qat"
     res = CliRunner().invoke(cli, ["qat", str(small_pretrained_run), "--out", str(out), "--epochs", "1", "--json"])

@@ -8,9 +8,9 @@ from evaluate_helpers import SIZE, build
 
 @pytest.fixture(scope="module")
 def broken(tmp_path_factory, demo_data):
-    from edgecnn.data import load_images
-    from edgecnn.qat import load_run_model
-    from edgecnn.rundir import load_run
+    from edgecnn.data.dataset import load_images
+    from edgecnn.run import load_run_model
+    from edgecnn.run import load_run
 
     b = build(tmp_path_factory.mktemp("remedy"), demo_data)
     model = load_run_model(load_run(b["broken_run"]))
@@ -75,7 +75,7 @@ def test_convert_max_drop_records_attempts(tmp_path, demo_data):
 
     from click.testing import CliRunner
 
-    from edgecnn.bundle import verify_bundle
+    from edgecnn.bundle.manifest import verify_bundle
     from edgecnn.cli import cli
 
     b = build(tmp_path, demo_data)
@@ -107,7 +107,7 @@ def test_convert_max_drop_records_attempts(tmp_path, demo_data):
 
 
 def test_qat_attempt_trains_a_copy(broken):
-    from edgecnn.converters.remedy import qat_trainer
+    from edgecnn.compress.remedy import qat_trainer
     from edgecnn.converters.tflite import convert_model, predict_tflite
 
     model, rep, val_x, val_y = broken
@@ -144,8 +144,9 @@ def test_convert_writes_a_float16_bundle_when_the_remedy_ends_there(tmp_path, de
 
     from click.testing import CliRunner
 
-    from edgecnn.bundle import verify_bundle
+    from edgecnn.bundle.manifest import verify_bundle
     from edgecnn.cli import cli
+    from edgecnn.compress import remedy as run_remedy
     from edgecnn.converters import remedy
 
     b = build(tmp_path, demo_data)
@@ -153,7 +154,7 @@ def test_convert_writes_a_float16_bundle_when_the_remedy_ends_there(tmp_path, de
     def failing_qat(*args, **kwargs):
         return lambda model: (_ for _ in ()).throw(RuntimeError("no QAT here"))
 
-    monkeypatch.setattr(remedy, "qat_trainer", failing_qat)
+    monkeypatch.setattr(run_remedy, "qat_trainer", failing_qat)
     out = tmp_path / "f16"
     res = CliRunner().invoke(cli, ["convert", str(b["broken_run"]), "--int8", "--out", str(out), "--max-drop", "2",
                                    "--eval-size", "0", "--golden", "1", "--json"], catch_exceptions=False)

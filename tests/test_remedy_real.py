@@ -13,7 +13,7 @@ pytestmark = pytest.mark.shared
 
 
 def test_max_drop_keeps_the_bias_corrected_int8_and_prints_each_attempt(hymenoptera_run, tmp_path):
-    from edgecnn.bundle import verify_bundle
+    from edgecnn.bundle.manifest import verify_bundle
 
     out = tmp_path / "bundle"
     res = CliRunner().invoke(cli, ["convert", str(hymenoptera_run), "--int8", "--out", str(out), "--max-drop", "0.5",

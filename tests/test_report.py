@@ -37,7 +37,7 @@ def report(tmp_path_factory, demo_data):
     files = [s.path for s in built["dataset"].splits["test"]]
     groups = out / "groups.csv"
     groups.write_text("".join(f"{f.name},{'camera_a' if i % 3 else 'camera_b'}\n" for i, f in enumerate(files)))
-    from edgecnn.evaluate import evaluate
+    from edgecnn.evaluation.evaluate import evaluate
 
     result = evaluate([built["broken_bundle"]], built["broken_run"], groups_csv=groups, max_drop=1.0,
                       report=out / "report.html",

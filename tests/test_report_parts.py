@@ -15,7 +15,7 @@ def _overlaps(a, b) -> bool:
 
 
 def test_confusion_matrices_keep_their_labels_clear_of_each_other():
-    from edgecnn.report_html import confusion_fig
+    from edgecnn.evaluation.report import confusion_fig
 
     cm = (np.eye(4, dtype=int) * 25 + 1).tolist()
     models = {"float": {"confusion_matrix": cm, "accuracy": 0.9}, "int8": {"confusion_matrix": cm, "accuracy": 0.9},
@@ -34,8 +34,9 @@ def test_confusion_matrices_keep_their_labels_clear_of_each_other():
 
 
 def test_report_json_is_named_after_the_html_and_shows_calibrated_ece(tiny_bundle, tiny_run, tmp_path):
-    from edgecnn.bundle import load_manifest
-    from edgecnn.evaluate import calibrate_bundle, evaluate
+    from edgecnn.bundle.manifest import load_manifest
+    from edgecnn.evaluation.calibrate import calibrate_bundle
+    from edgecnn.evaluation.evaluate import evaluate
 
     bundle = tmp_path / "bundle"
     shutil.copytree(tiny_bundle, bundle)

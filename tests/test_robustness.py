@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from edgecnn.robustness import KINDS, corrupt, plot_robustness, robustness_report
-from edgecnn.synth import make_image
+from edgecnn.evaluation.robustness import KINDS, corrupt, plot_robustness, robustness_report
+from edgecnn.data.synth import make_image
 
 
 @pytest.fixture(scope="module")
@@ -81,7 +81,7 @@ def test_robustness_report(images):
 
 
 def test_fgsm_lowers_accuracy_of_a_real_keras_model():
-    from edgecnn.adversarial import fgsm, fgsm_report
+    from edgecnn.evaluation.adversarial import fgsm, fgsm_report
     from edgecnn.tf import keras, tf
 
     tf.random.set_seed(0)

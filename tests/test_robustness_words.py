@@ -1,8 +1,8 @@
 """The robustness summary's words: pp for differences, no corruption both robust and more fragile,
 and FGSM figures that say how far accuracy falls (issue 12)."""
 
-from edgecnn.evaluate_robustness import fgsm_summary
-from edgecnn.robustness import summarize
+from edgecnn.evaluation.robustness_run import fgsm_summary
+from edgecnn.evaluation.robustness import summarize
 
 
 def report(clean, acc, severities=(1, 3, 5)):

@@ -10,7 +10,7 @@ import pytest
 from PIL import Image
 
 from edgecnn.errors import DataError
-from edgecnn.scan import DEFAULT_MAX_PIXELS, ScanResult, degenerate_reason, load_image_rgb, scan_file
+from edgecnn.data.scan import DEFAULT_MAX_PIXELS, ScanResult, degenerate_reason, load_image_rgb, scan_file
 
 
 def photo(h=48, w=64, seed=0) -> np.ndarray:

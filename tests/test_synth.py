@@ -4,9 +4,9 @@ import time
 
 import numpy as np
 
-from edgecnn.data import load_dataset
-from edgecnn.scan import load_image_rgb
-from edgecnn.synth import make_demo_dataset
+from edgecnn.data.dataset import load_dataset
+from edgecnn.data.scan import load_image_rgb
+from edgecnn.data.synth import make_demo_dataset
 
 
 def files(root):

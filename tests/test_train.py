@@ -13,8 +13,8 @@ import pytest
 
 from train_helpers import ROOT, TINY_RUN_OPTIONS, finetune_flags
 from edgecnn.errors import RunError
-from edgecnn.training import options as opts
-from edgecnn.training.pipeline import class_weights, oversample_indices
+from edgecnn.train import options as opts
+from edgecnn.train.pipeline import class_weights, oversample_indices
 
 # The mechanics tests (seeds, resume, strategies) use a tiny custom base (--base PATH) at 32 px:
 # the same code path as a backbone, at a fraction of the cost.
@@ -65,7 +65,7 @@ def test_balancing_is_seeded_and_balanced():
 
 def test_focal_loss_with_gamma_zero_is_crossentropy():
     from edgecnn.tf import keras
-    from edgecnn.training.losses import SparseFocalLoss
+    from edgecnn.train.losses import SparseFocalLoss
 
     y = np.array([0, 2, 1])
     p = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.25, 0.5, 0.25]], dtype=np.float32)
@@ -76,9 +76,9 @@ def test_focal_loss_with_gamma_zero_is_crossentropy():
 
 
 def test_unfreeze_default_is_the_registry_block_and_keeps_batchnorm_frozen():
-    from edgecnn.models import build_classifier
+    from edgecnn.models.classifier import build_classifier
     from edgecnn.tf import keras
-    from edgecnn.training.phases import unfreeze
+    from edgecnn.train.phases import unfreeze
 
     model, config = build_classifier(3, "mobilenet_v2", input_size=32, alpha=0.35, weights="none")
     info = unfreeze(model, dict(config, weights="imagenet"))  # as if pretrained
@@ -100,7 +100,7 @@ def test_import_edgecnn_and_help_do_not_import_tensorflow():
     code = ("import sys, edgecnn\nfrom click.testing import CliRunner\nfrom edgecnn.cli import cli\n"
             "for args in (['--help'], ['finetune', '--help'], ['demo', '--help']):\n"
             "    assert CliRunner().invoke(cli, args).exit_code == 0, args\n"
-            "import edgecnn.training.options, edgecnn.training.state, edgecnn.demo\n"
+            "import edgecnn.train.options, edgecnn.train.state, edgecnn.demo.trip\n"
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('tensorflow', 'tf_keras', 'keras')))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, timeout=60)
     assert out.returncode == 0, out.stderr
@@ -110,8 +110,8 @@ def test_import_edgecnn_and_help_do_not_import_tensorflow():
 # -- the tiny run (shared fixture) --------------------------------------------------------------
 
 def test_run_dir_contents_and_safe_mode_load(tiny_run, demo_data):
-    from edgecnn.models import load_classifier
-    from edgecnn.rundir import load_run, split_samples
+    from edgecnn.models.classifier import load_classifier
+    from edgecnn.run import load_run, split_samples
 
     names = sorted(p.name for p in tiny_run.iterdir())
     assert names == [".cache", "confusion_matrix.png", "history.csv", "labels.txt", "metrics.json", "model.keras",
@@ -142,7 +142,7 @@ def test_tiny_run_learns_well_above_chance(tiny_run):
 
 
 def test_same_arguments_report_complete_and_changed_arguments_are_refused(tiny_run, demo_data):
-    from edgecnn.train import finetune
+    from edgecnn.train.finetune import finetune
 
     result = finetune(demo_data, tiny_run, quiet=True, **TINY_RUN_OPTIONS)
     assert result["status"] == "complete" and result["run_dir"] == str(tiny_run.resolve())
@@ -156,8 +156,8 @@ def test_same_arguments_report_complete_and_changed_arguments_are_refused(tiny_r
 # -- more training ------------------------------------------------------------------------------
 
 def test_same_seed_same_weights_and_the_feature_cache_is_reused(demo_data, tmp_path, tiny_base):
-    from edgecnn.models import load_classifier
-    from edgecnn.train import finetune
+    from edgecnn.models.classifier import load_classifier
+    from edgecnn.train.finetune import finetune
 
     options = dict(MICRO, base=str(tiny_base), augment="light", balance="oversample", loss="focal", select_by="balanced_accuracy")
     out = tmp_path / "run"
@@ -172,7 +172,7 @@ def test_same_seed_same_weights_and_the_feature_cache_is_reused(demo_data, tmp_p
 
 
 def test_killed_run_resumes_in_phase_2(demo_data, tmp_path, capsys, tiny_base):
-    from edgecnn.train import finetune
+    from edgecnn.train.finetune import finetune
 
     options = dict(MICRO, base=str(tiny_base), fine_tune_epochs=12, patience=12)
     out = tmp_path / "run"
@@ -204,7 +204,7 @@ import json, sys
 from edgecnn.tf import tf
 cpu = tf.config.list_physical_devices("CPU")[0]
 tf.config.set_logical_device_configuration(cpu, [tf.config.LogicalDeviceConfiguration()] * 2)
-from edgecnn.train import finetune
+from edgecnn.train.finetune import finetune
 finetune(sys.argv[1], sys.argv[2], quiet=True, strategy="mirrored", **json.loads(sys.argv[3]))
 """
 
@@ -221,7 +221,7 @@ def test_mirrored_strategy_over_two_logical_cpus(demo_data, tmp_path, tiny_base)
 
 
 def test_multiworker_without_tf_config_is_refused(monkeypatch):
-    from edgecnn.training.distribute import make_strategy
+    from edgecnn.train.distribute import make_strategy
 
     monkeypatch.delenv("TF_CONFIG", raising=False)
     with pytest.raises(RunError, match="--strategy multiworker needs the TF_CONFIG environment variable"):
@@ -229,8 +229,8 @@ def test_multiworker_without_tf_config_is_refused(monkeypatch):
 
 
 def test_mixed_precision_trains_and_saves_a_float32_model(demo_data, tmp_path, tiny_base):
-    from edgecnn.models import load_classifier
-    from edgecnn.train import finetune
+    from edgecnn.models.classifier import load_classifier
+    from edgecnn.train.finetune import finetune
 
     out = tmp_path / "run"
     finetune(demo_data, out, quiet=True, mixed_precision=True, **dict(MICRO, base=str(tiny_base), epochs=1,

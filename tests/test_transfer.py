@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from edgecnn.rundir import load_run
+from edgecnn.run import load_run
 
 pytestmark = pytest.mark.shared
 
@@ -29,7 +29,7 @@ def test_hymenoptera_run_records_its_splits_and_the_skipped_gif(hymenoptera_run)
 def test_bias_correction_brings_int8_closer_to_float(hymenoptera_run, tmp_path):
     """`convert --int8` corrects the mean shift of int8 weight rounding by default: on the real pretrained
     MobileNet v1 its scores sit closer to the float model's than without it (same calibration images)."""
-    from edgecnn.converters.bundle_writer import convert_run
+    from edgecnn.compress.convert import convert_run
 
     corrected = convert_run(hymenoptera_run, tmp_path / "bc", eval_size=None, golden=0)
     plain = convert_run(hymenoptera_run, tmp_path / "plain", eval_size=None, golden=0, bias_correction=False)
@@ -46,9 +46,9 @@ def test_obs_pruning_keeps_the_pretrained_features(hymenoptera_run):
     0.34 for magnitude pruning of the same layers, 5 of 153 predictions changed vs 44."""
     import numpy as np
 
-    from edgecnn import retrain
-    from edgecnn.prune_alloc import kl_divergence, magnitude_mask
-    from edgecnn.prune_obs import calibration_images, obs_prune
+    from edgecnn.compress import retrain
+    from edgecnn.compress.allocation import kl_divergence, magnitude_mask
+    from edgecnn.compress.obs import calibration_images, obs_prune
 
     model, (train, val, _) = retrain.load_parent(load_run(hymenoptera_run))
     layers = {"conv_pw_12": 0.5, "conv_pw_13": 0.5}

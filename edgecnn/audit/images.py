@@ -9,7 +9,7 @@ from typing import Optional
 import numpy as np
 
 from edgecnn.audit.hashing import image_hash
-from edgecnn.scan import DEFAULT_MAX_PIXELS, scan_details
+from edgecnn.data.scan import DEFAULT_MAX_PIXELS, scan_details
 
 THUMB = 8  # colour thumbnail side used to confirm a near-duplicate
 
@@ -58,7 +58,7 @@ def describe(rgb: np.ndarray, hash_method: str = "phash") -> dict:
 def record_image(path: Path, rel: str, split: str, label: int, hash_method: str = "phash",
                  max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageRecord:
     """Scan one file and, when usable, hash and describe it (one decode)."""
-    from edgecnn.bundle import sha256_file
+    from edgecnn.bundle.manifest import sha256_file
 
     result, rgb, orientation = scan_details(path, max_pixels)
     rec = ImageRecord(path=Path(path), rel=rel, split=split, label=label, ok=result.ok, reason=result.reason,

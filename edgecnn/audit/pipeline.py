@@ -11,7 +11,7 @@ from edgecnn.audit.hashing import HASH_METHODS
 from edgecnn.audit.images import ImageRecord, record_image
 from edgecnn.audit.shortcuts import find_shortcuts
 from edgecnn.errors import DataError
-from edgecnn.scan import DEFAULT_MAX_PIXELS, ScanResult
+from edgecnn.data.scan import DEFAULT_MAX_PIXELS, ScanResult
 
 SCHEMA = "edgecnn.audit/1"
 SEVERITIES = ("error", "warning", "info")
@@ -48,7 +48,7 @@ def _file_entry(rec: ImageRecord, names) -> dict:
 
 
 def _scan_all(disc, hash_method, max_pixels, progress) -> List[ImageRecord]:
-    from edgecnn.folders import _progress_map, _rel
+    from edgecnn.data.folders import _progress_map, _rel
 
     def work(job):
         split, label, path = job
@@ -59,7 +59,7 @@ def _scan_all(disc, hash_method, max_pixels, progress) -> List[ImageRecord]:
 
 def _assign_splits(disc, records, val_fraction, test_fraction, seed):
     """Give every usable record the split finetune would use; returns (splits per record, note)."""
-    from edgecnn.data import assemble
+    from edgecnn.data.dataset import assemble
 
     if disc.layout == "splits":
         return [r.split for r in records], None
@@ -106,7 +106,7 @@ def audit_dataset(data_dir, max_distance: int = 8, hash_method: str = "phash", t
     Raises:
         DataError: the folder is missing, not a folder, or has no class folders.
     """
-    from edgecnn.folders import discover
+    from edgecnn.data.folders import discover
 
     if hash_method not in HASH_METHODS:
         raise DataError(f"unknown hash method '{hash_method}'; use one of {', '.join(HASH_METHODS)}.")

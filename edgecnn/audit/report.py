@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Optional
 
 from edgecnn.audit.pipeline import KINDS, SEVERITIES
-from edgecnn.folders import printable
+from edgecnn.data.folders import printable
 
 _MAX_LISTED = 5  # items per finding in the console summary
 _TITLES = {
@@ -66,7 +66,7 @@ def _thumb_uri(root: Path, rel: str, size: int = 96) -> Optional[str]:
     try:
         import cv2
 
-        from edgecnn.scan import load_image_rgb
+        from edgecnn.data.scan import load_image_rgb
 
         rgb = load_image_rgb(root / rel)
         h, w = rgb.shape[:2]

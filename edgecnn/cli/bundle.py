@@ -2,6 +2,8 @@
 
 import click
 
+from edgecnn.bundle.model import DEFAULT_RESIZE, RESIZE_METHODS
+
 from edgecnn.cli.common import emit, output_options
 
 
@@ -21,7 +23,8 @@ def bundle():
               help="The *_edgetpu.tflite twin, stored as model_edgetpu.tflite.")
 @click.option("--fallback", "fallbacks", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="A fallback .tflite with the same labels; repeatable.")
-@click.option("--resize", type=click.Choice(["bilinear", "area", "nearest"]), default="bilinear", show_default=True)
+@click.option("--resize", type=click.Choice(RESIZE_METHODS), default=DEFAULT_RESIZE, show_default=True,
+              help="How frames are resized to the model's input: as its training images were.")
 @click.option("--image", "images", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Golden sample image; repeatable (default: 3 synthetic images).")
 @click.option("--backend", type=click.Choice(["auto", "litert", "tflite-runtime", "tensorflow"]), default="auto",
@@ -29,7 +32,7 @@ def bundle():
 @output_options
 def wrap(model, labels, out, mean, std, edgetpu_model, fallbacks, resize, images, backend, quiet, as_json):
     """Wrap MODEL into a bundle with golden samples computed by the interpreter."""
-    from edgecnn.bundle import load_manifest
+    from edgecnn.bundle.manifest import load_manifest
     from edgecnn.devices.wrap import wrap_tflite
 
     path = wrap_tflite(model, labels, out, mean=mean, std=std, edgetpu_model=edgetpu_model, fallbacks=fallbacks,
@@ -52,7 +55,7 @@ def verify(bundle_dir, self_test, backend, quiet, as_json):
 
     With --json, one JSON object on stdout whatever the outcome (``ok`` false and ``errors`` when it fails).
     """
-    from edgecnn.bundle import verify_bundle
+    from edgecnn.bundle.manifest import verify_bundle
     from edgecnn.errors import BundleError, EdgecnnError
 
     if self_test:

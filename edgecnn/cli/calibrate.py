@@ -51,7 +51,7 @@ def calibrate(bundle_dir, run_dir, target_precision, coverage, folds, dry_run, q
 
     The temperature is kept from the bundle when it does not lower the held-out ECE.
     """
-    from edgecnn.evaluate import calibrate_bundle
+    from edgecnn.evaluation.calibrate import calibrate_bundle
 
     result = calibrate_bundle(bundle_dir, run_dir, target_precision=target_precision, coverage=coverage,
                               write=not dry_run, folds=folds)

@@ -19,7 +19,7 @@ def calibration():
 @output_options
 def select(source, per_class, out, seed, quiet, as_json):
     """Copy a stratified set of training images of SOURCE (a RUN_DIR or a DATA folder) to --out."""
-    from edgecnn.converters.calibration import select as select_set
+    from edgecnn.converters.representative import select as select_set
 
     manifest = select_set(source, per_class, out, seed)
     counts = ", ".join(f"{k} {v}" for k, v in manifest["counts"].items())

@@ -44,7 +44,7 @@ from edgecnn.converters.criteria import DEFAULT_MAX_FLIPS_PCT
 def convert(run_dir, out, mode, io, calibration, calibration_size, fallbacks, edgetpu, require_edgetpu, eval_size,
             golden, seed, max_drop, max_flips, bias_correction, quiet, as_json):
     """Convert RUN_DIR's model to TFLite and write a verified bundle to --out."""
-    from edgecnn.converters.bundle_writer import convert_run, format_summary
+    from edgecnn.compress.convert import convert_run, format_summary
 
     result = convert_run(run_dir, out, mode=mode or "int8", io=io, calibration=calibration,
                          calibration_size=calibration_size, fallbacks=fallbacks, edgetpu=edgetpu or require_edgetpu,

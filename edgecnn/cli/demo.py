@@ -1,4 +1,4 @@
-"""``edgecnn demo``: a thin wrapper around edgecnn.demo.run_demo."""
+"""``edgecnn demo``: a thin wrapper around edgecnn.demo.trip.run_demo."""
 
 import click
 
@@ -19,7 +19,7 @@ def demo(out, quiet, as_json, with_search):
     CPU time), longer on a busy machine. Each step says when it starts; exit 1 when a step's check
     fails, and the last line names that step and why.
     """
-    from edgecnn.demo import format_result, run_demo
+    from edgecnn.demo.trip import format_result, run_demo
 
     result = run_demo(out, quiet=quiet or as_json, echo=None if (quiet or as_json) else click.echo,
                       search=with_search)

@@ -9,7 +9,7 @@ from edgecnn.cli.common import emit, output_options
 
 def split_paths(paths):
     """``(bundles, data)``: paths holding an ``edgecnn.json`` are bundles; one other path is DATA."""
-    from edgecnn.bundle import MANIFEST
+    from edgecnn.bundle.manifest import MANIFEST
     from edgecnn.errors import DataError
 
     bundles = [p for p in paths if (Path(p) / MANIFEST).is_file()]
@@ -46,9 +46,9 @@ def parse_list(text, name: str, choices=None, cast=str):
 
 
 def robustness_options(enabled, corruptions, severities, fgsm_eps, seed):
-    """The ``robustness`` argument of ``edgecnn.evaluate.evaluate`` from the CLI options (None when off)."""
+    """The ``robustness`` argument of ``edgecnn.evaluation.evaluate.evaluate`` from the CLI options (None when off)."""
     from edgecnn.errors import DataError
-    from edgecnn.robustness import KINDS, SEVERITIES
+    from edgecnn.evaluation.robustness import KINDS, SEVERITIES
 
     given = [n for n, v in (("--corruptions", corruptions), ("--severities", severities), ("--fgsm-eps", fgsm_eps))
              if v is not None]
@@ -134,7 +134,7 @@ def evaluate(paths, run_dir, groups_csv, max_drop, max_flips, max_class_drop, de
     are also evaluated as a probability-averaged ensemble. Exit status: 0 passed, 1 gate failed,
     2 user error.
     """
-    from edgecnn.evaluate import evaluate as run_evaluate
+    from edgecnn.evaluation.evaluate import evaluate as run_evaluate
 
     bundles, data = split_paths(paths)
     rob = robustness_options(robustness, corruptions, severities, fgsm_eps, seed)

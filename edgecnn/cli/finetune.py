@@ -1,9 +1,9 @@
-"""``edgecnn finetune DATA_DIR --out RUN_DIR``: a thin wrapper around edgecnn.train.finetune."""
+"""``edgecnn finetune DATA_DIR --out RUN_DIR``: a thin wrapper around edgecnn.train.finetune.finetune."""
 
 import click
 
 from edgecnn.cli.common import emit, output_options
-from edgecnn.training.options import AUGMENT, BALANCE, DEFAULTS, LOSSES, RESIZE, SELECT_BY, STRATEGIES
+from edgecnn.train.options import AUGMENT, BALANCE, DEFAULTS, LOSSES, RESIZE, SELECT_BY, STRATEGIES
 
 D = DEFAULTS
 
@@ -70,7 +70,7 @@ def finetune(data_dir, out, overwrite, strict, quiet, as_json, **options):
     Phase 1 trains the head on features cached from the frozen base; phase 2 fine-tunes the top
     of the base. Re-running the same command resumes an interrupted run.
     """
-    from edgecnn.train import finetune as run
+    from edgecnn.train.finetune import finetune as run
 
     result = run(data_dir, out, overwrite=overwrite, strict=strict, quiet=quiet or as_json, **options)
     emit(result, as_json, quiet, lambda: _summary(result))

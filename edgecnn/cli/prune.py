@@ -1,4 +1,4 @@
-"""``edgecnn prune RUN_DIR --sparsity 0.5 --out RUN_DIR2``: a thin wrapper around edgecnn.prune."""
+"""``edgecnn prune RUN_DIR --sparsity 0.5 --out RUN_DIR2``: a thin wrapper around edgecnn.compress.prune."""
 
 import click
 
@@ -43,7 +43,7 @@ from edgecnn.cli.common import emit, output_options, verbosity
 def prune(run_dir, out, sparsity, method, obs_copies, schedule, epochs, lr, batch_size, exclude, min_params,
           include_depthwise, m_by_n, augment, distill, allocation, label_weight, train_layers, seed, quiet, as_json):
     """Prune RUN_DIR's model (magnitude with fine-tuning, or one-shot OBS); save it as a new run in --out."""
-    from edgecnn.prune import format_summary, prune_run
+    from edgecnn.compress.prune import format_summary, prune_run
 
     result = prune_run(run_dir, out, sparsity=sparsity, schedule=schedule, epochs=epochs, lr=lr,
                        batch_size=batch_size, exclude=exclude, include_depthwise=include_depthwise, m_by_n=m_by_n,

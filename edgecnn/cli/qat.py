@@ -1,11 +1,11 @@
-"""``edgecnn qat RUN_DIR --out RUN_DIR2``: a thin wrapper around edgecnn.qat."""
+"""``edgecnn qat RUN_DIR --out RUN_DIR2``: a thin wrapper around edgecnn.compress.qat."""
 
 import sys
 
 import click
 
 from edgecnn.cli.common import emit, output_options, verbosity
-from edgecnn.qat import DEFAULT_CALIBRATION_SIZE, DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_PATIENCE
+from edgecnn.compress.qat import DEFAULT_CALIBRATION_SIZE, DEFAULT_EPOCHS, DEFAULT_LR, DEFAULT_PATIENCE
 
 
 @click.command("qat")
@@ -29,7 +29,7 @@ def qat(run_dir, out, epochs, lr, patience, batch_size, augment, distill, calibr
 
     Exits 1 when the QAT model's int8 val accuracy ends below the parent's plain PTQ int8 model's.
     """
-    from edgecnn.qat import format_summary, qat_run
+    from edgecnn.compress.qat import format_summary, qat_run
 
     progress = None if quiet or as_json else (lambda msg: click.echo(msg, err=True))
     result = qat_run(run_dir, out, epochs=epochs, lr=lr, batch_size=batch_size, augment=augment, distill=distill,

@@ -48,7 +48,7 @@ class SearchData:
     """The dataset split once, images decoded once per input size (cached on disk)."""
 
     def __init__(self, data_dir, cache_dir, seed: int = 0, calibration: int = 64, progress: bool = False):
-        from edgecnn.data import load_dataset
+        from edgecnn.data.dataset import load_dataset
 
         self.dataset = load_dataset(data_dir, seed=seed, progress=progress)
         self.labels = list(self.dataset.labels)
@@ -70,7 +70,7 @@ class SearchData:
 
     def images(self, size: int):
         """``{"train": uint8 N×S×S×3, "val": ...}`` at ``size`` (decoded once, cached as .npz)."""
-        from edgecnn.data import load_images
+        from edgecnn.data.dataset import load_images
 
         if size in self._images:
             return self._images[size]

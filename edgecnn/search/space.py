@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Optional
 
 from edgecnn.errors import EdgecnnError
-from edgecnn.registry import BACKBONES, WEIGHTS_DIR_ENV, get_backbone
+from edgecnn.models.registry import BACKBONES, WEIGHTS_DIR_ENV, get_backbone
 
 TUNED = ("unfreeze_top", "lr", "fine_tune_lr", "augment", "balance")
 FIXED = ("epochs", "fine_tune_epochs", "batch_size", "patience")

@@ -1,6 +1,6 @@
 """The search's own small trainer: one trial's model, head phase, fine-tune and int8 conversion.
 
-Lighter than ``edgecnn.train.finetune`` on purpose: a trial keeps no RUN_DIR, resumes nothing and
+Lighter than ``edgecnn.train.finetune.finetune`` on purpose: a trial keeps no RUN_DIR, resumes nothing and
 reuses base features cached under ``SEARCH_DIR/cache`` across trials of the same base; the search's
 ``--export best`` re-runs the winner through finetune. ``data`` is an
 :class:`edgecnn.search.objective.SearchData`.
@@ -17,7 +17,7 @@ from edgecnn import atomic
 def weights_for(params, weights) -> str:
     """What the trial's base loads: a file from a weights folder, ``imagenet``, or ``none``; it also
     tags the cached base features."""
-    from edgecnn.registry import get_backbone, resolve_weights
+    from edgecnn.models.registry import get_backbone, resolve_weights
     from edgecnn.search.space import weights_dir, weights_file
 
     folder = weights_dir(weights)
@@ -32,7 +32,7 @@ def weights_for(params, weights) -> str:
 
 def build(params, num_classes, weights, seed):
     """A fresh classifier for the trial's parameters, seeded (``(model, config)``)."""
-    from edgecnn.models import build_classifier
+    from edgecnn.models.classifier import build_classifier
     from edgecnn.tf import keras
 
     keras.backend.clear_session()  # trials run one after another in one process
@@ -43,7 +43,7 @@ def build(params, num_classes, weights, seed):
 
 def base_features(model, config, data, weights_tag: str):
     """Pooled base features for train and val, cached under ``SEARCH_DIR/cache`` by base and data."""
-    from edgecnn.models import feature_extractor
+    from edgecnn.models.classifier import feature_extractor
 
     key = hashlib.sha256(json.dumps({"base": [config["backbone"], config["alpha"], config["input_size"]],
                                      "weights": weights_tag, "data": data.digest}).encode()).hexdigest()[:20]
@@ -88,7 +88,7 @@ def _val_acc(probs, y):
 
 def train_head(model, feats, data, params, seed):
     """Phase 1 on cached features: the classifier's dropout and dense layers (shared weights)."""
-    from edgecnn.models import head_model
+    from edgecnn.models.classifier import head_model
     from edgecnn.tf import keras
 
     head = head_model(model)
@@ -151,7 +151,7 @@ def fine_tune(model, config, data, params, seed, train_bn: bool = False):
 
 
 def _augmenter(level, seed):
-    from edgecnn.training.augment import make_augmenter
+    from edgecnn.train.augment import make_augmenter
 
     return None if level == "none" else make_augmenter(level, seed)
 

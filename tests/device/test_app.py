@@ -23,7 +23,7 @@ def test_app_runs_in_a_subprocess_without_tensorflow_and_stops_on_sigterm(colour
     # and reports at exit whether tensorflow was ever imported.
     code = ("import atexit, sys\n"
             f"import {', '.join('edgecnn.devices.' + m for m in DEVICE_MODULES)}\n"
-            "import edgecnn.cli.run, edgecnn.cli.benchmark, edgecnn.cli.bundle, edgecnn.bundle, edgecnn.bundle_schema\n"
+            "import edgecnn.cli.run, edgecnn.cli.benchmark, edgecnn.cli.bundle, edgecnn.bundle.manifest, edgecnn.bundle.schema\n"
             "atexit.register(lambda: print('TENSORFLOW', 'tensorflow' in sys.modules, file=sys.stderr))\n"
             "from edgecnn.cli import main\n"
             "sys.exit(main())\n")
@@ -59,7 +59,7 @@ def test_replay_of_a_folder_classifies_every_frame(colour_folder, tmp_path):
 
 
 def test_uncertain_frames_use_the_fallback_model_and_go_to_review(colour_folder, tmp_path):
-    from edgecnn.bundle import load_manifest
+    from edgecnn.bundle.manifest import load_manifest
     from edgecnn.devices.wrap import wrap_tflite
 
     # thresholds no frame reaches alone: every frame goes to the fallback ensemble and then is unknown
@@ -164,7 +164,7 @@ def test_demo_step_writes_a_video_and_runs_the_app(tmp_path):
     import cv2
     from board_helpers import colour_frame
 
-    from edgecnn.devices.demo_step import demo_step, format_demo
+    from edgecnn.demo.board_step import demo_step, format_demo
 
     images = []
     for i in range(3):

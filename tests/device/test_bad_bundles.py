@@ -9,7 +9,7 @@ import time
 import pytest
 from board_helpers import ASSETS, ColourCamera, colour_frame, edgecnn_cmd
 
-from edgecnn.bundle import load_manifest, make_manifest, write_bundle
+from edgecnn.bundle.manifest import load_manifest, make_manifest, write_bundle
 from edgecnn.devices.engine import Engine
 from edgecnn.devices.selftest import check, self_test, self_test_subprocess
 from edgecnn.errors import BundleError, DeviceError

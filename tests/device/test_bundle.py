@@ -5,7 +5,7 @@ import json
 import numpy as np
 import pytest
 
-from edgecnn import bundle
+from edgecnn.bundle import manifest as bundle
 from edgecnn.errors import BundleError
 
 

@@ -45,7 +45,7 @@ def test_a_tie_goes_to_the_lowest_index_and_is_flagged_low_margin(q, scale, zero
 
 @pytest.mark.parametrize("q,scale,zero_point", TIES)
 def test_board_top1_equals_the_workstation_top1_on_ties(q, scale, zero_point):
-    from edgecnn.compare import model_metrics  # numpy only: importable in the board venv too
+    from edgecnn.evaluation.compare import model_metrics  # numpy only: importable in the board venv too
 
     scores = dequantize(q, scale, zero_point)[None].repeat(3, axis=0)
     board = [LABELS.index(default_policy()(s)[0]) for s in scores]

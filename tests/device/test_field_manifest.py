@@ -8,7 +8,7 @@ import subprocess
 import pytest
 from board_helpers import ASSETS, edgecnn_cmd
 
-from edgecnn.bundle import load_manifest, sha256_file, update_manifest, verify_bundle, write_bundle
+from edgecnn.bundle.manifest import load_manifest, sha256_file, update_manifest, verify_bundle, write_bundle
 from edgecnn.errors import BundleError
 
 pytestmark = pytest.mark.device

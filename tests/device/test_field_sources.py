@@ -130,7 +130,7 @@ def bomb(tmp_path_factory):
 
 
 def test_a_decompression_bomb_in_a_folder_is_skipped_without_decoding(tmp_path, bomb):
-    from edgecnn.scan import DEFAULT_MAX_PIXELS
+    from edgecnn.data.scan import DEFAULT_MAX_PIXELS
 
     assert 8000 * 8000 > DEFAULT_MAX_PIXELS
     folder = tmp_path / "frames"

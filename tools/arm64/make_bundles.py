@@ -38,14 +38,14 @@ def make_run(work: Path) -> Path:
     sys.path.insert(0, str(ROOT / "tests"))
     from convert_helpers import make_run as write_run, mini_model
 
-    from edgecnn.synth import make_demo_dataset
+    from edgecnn.data.synth import make_demo_dataset
 
     data = make_demo_dataset(work / "data", per_class=60, size=96, seed=0)
     return write_run(work / "run", data, mini_model(4, SIZE), size=SIZE, epochs=25)
 
 
 def make_bundles(run: Path, out: Path, shared) -> dict:
-    from edgecnn.converters.bundle_writer import convert_run
+    from edgecnn.compress.convert import convert_run
 
     bundles = out / "bundles"
     kinds = {
@@ -73,8 +73,8 @@ def make_bundles(run: Path, out: Path, shared) -> dict:
 
 def held_out_images(run: Path) -> list:
     """A few val images of every class of ``run``, class by class."""
-    from edgecnn.converters.calibration import run_samples
-    from edgecnn.rundir import load_run
+    from edgecnn.converters.representative import run_samples
+    from edgecnn.run import load_run
 
     by_class = {}
     for sample in run_samples(load_run(run), "val"):  # held out from training

@@ -1,0 +1,275 @@
+"""``edgecnn convert``: RUN_DIR -> BUNDLE_DIR (model.tflite, labels, manifest, golden samples).
+
+Everything is computed in memory and checked first (conversion, integer-only verification, input
+contract, accuracy, golden scores, Edge TPU report and compile); the bundle is then written in one
+atomic step by ``edgecnn.bundle.manifest.write_bundle``, so a failure leaves no partial bundle and an
+existing BUNDLE_DIR intact.
+"""
+
+from pathlib import Path
+from typing import Optional, Sequence
+
+import numpy as np
+
+from edgecnn.bundle.model import ModelSpec
+from edgecnn.errors import ConversionError
+from edgecnn.run import preprocessing
+
+DEFAULT_CALIBRATION_SIZE = 100
+DEFAULT_EVAL_SIZE = 500
+DEFAULT_GOLDEN = 4
+
+
+def _held_out(run: dict):
+    from edgecnn.converters.representative import run_samples
+
+    for split in ("val", "test"):
+        if run.get("data", {}).get("splits", {}).get(split):
+            return split, run_samples(run, split)
+    return None, []
+
+
+def _round_robin(samples, count: int):
+    """Up to ``count`` samples taking each class in turn (golden samples cover the classes)."""
+    by_label = {}
+    for s in samples:
+        by_label.setdefault(s.label, []).append(s)
+    out, k = [], 0
+    while len(out) < count and any(k < len(v) for v in by_label.values()):
+        out.extend(v[k] for _, v in sorted(by_label.items()) if k < len(v))
+        k += 1
+    return out[:count]
+
+
+def _accuracy(model, content: bytes, samples, labels, size, resize: str) -> dict:
+    from edgecnn.converters.tflite import predict_tflite
+    from edgecnn.data.dataset import load_images
+    from edgecnn.metrics import classification_report
+
+    x, y = load_images(samples, size, resize)
+    float_scores = model.predict(x.astype(np.float32), batch_size=32, verbose=0)
+    quant_scores = predict_tflite(content, x)
+    f_pred, q_pred = float_scores.argmax(1), quant_scores.argmax(1)
+    f_rep = classification_report(y, f_pred, labels)
+    q_rep = classification_report(y, q_pred, labels)
+    return {
+        "float": f_rep,
+        "quantized": q_rep,
+        "float_accuracy": f_rep["accuracy"],
+        "quantized_accuracy": q_rep["accuracy"],
+        "drop_pp": 100.0 * (f_rep["accuracy"] - q_rep["accuracy"]),
+        "top1_agreement": float(np.mean(f_pred == q_pred)),
+        "max_abs_score_diff": float(np.abs(float_scores - quant_scores).max()),
+        "mean_abs_score_diff": float(np.abs(float_scores - quant_scores).mean()),
+    }
+
+
+def _fallback_files(fallbacks: Sequence, labels) -> tuple:
+    from edgecnn.bundle.manifest import model_path, verify_bundle
+
+    files, names, info = {}, [], []
+    for i, bundle in enumerate(fallbacks):
+        manifest = verify_bundle(bundle)
+        if list(manifest["labels"]) != list(labels):
+            raise ConversionError(f"--fallback bundle '{bundle}' has labels {manifest['labels']}, but this model has "
+                                  f"{list(labels)}. A fallback model must classify the same labels in the same order.")
+        name = f"fallback_{i}.tflite"
+        src = model_path(bundle, manifest)
+        files[name] = src
+        names.append(name)
+        info.append({"file": name, "bundle": str(Path(bundle).resolve()),
+                     "quantization": manifest["model"].get("quantization"),
+                     "sha256": manifest["files"][ModelSpec.from_manifest(manifest).tflite]["sha256"]})
+    return files, names, info
+
+
+def _check_space(out, files: dict, manifest: dict):
+    """Refuse before writing when the bundle cannot fit (the old bundle stays until the new one is whole)."""
+    import json
+
+    from edgecnn.errors import check_free_space
+
+    sizes = [len(c) if isinstance(c, (bytes, bytearray)) else Path(c).stat().st_size for c in files.values()]
+    manifest_bytes = len(json.dumps(manifest, default=str)) + 200 * len(files)  # plus the files' sha256 entries
+    check_free_space(Path(out).absolute().parent, sum(sizes) + manifest_bytes + 4096 * (len(files) + 2),
+                     f"the bundle '{out}'")
+
+
+def convert_run(run_dir, out, mode: str = "int8", io: str = "uint8", calibration=None,
+                calibration_size: int = DEFAULT_CALIBRATION_SIZE, fallbacks: Sequence = (),
+                edgetpu: bool = False, require_edgetpu: bool = False, eval_size: Optional[int] = DEFAULT_EVAL_SIZE,
+                golden: int = DEFAULT_GOLDEN, seed: int = 0, edgetpu_timeout: float = 600.0,
+                max_drop: Optional[float] = None, bias_correction: bool = True, max_flips: Optional[float] = None,
+                progress=None) -> dict:
+    """Convert a run's model and write BUNDLE_DIR ``out``.
+
+    Args:
+        run_dir: a finished RUN_DIR (finetune, prune or qat).
+        out: the bundle folder (replaced atomically when it exists).
+        mode: ``int8``, ``float16``, ``dynamic`` or ``float32``.
+        io: I/O type of an int8 model (``uint8``, ``int8``, ``float32``).
+        calibration: a calibration folder; None draws ``calibration_size`` images from the run's
+            train split.
+        fallbacks: other bundles whose model.tflite is added as a fallback model.
+        edgetpu: also check Edge TPU compatibility and compile with ``edgetpu_compiler`` when
+            present (implies int8 with uint8 I/O).
+        require_edgetpu: fail when the compiler is absent or maps nothing to the TPU.
+        eval_size: at most this many held-out images for the quick float-vs-quantized figure
+            (None: all; 0: skip).
+        golden: number of golden samples.
+        max_drop: int8 only: run the remedy ladder (:mod:`edgecnn.converters.remedy`) and keep the
+            first model within this top-1 accuracy drop (pp) on the val split; attempts go to the manifest.
+        max_flips: int8 only: the ladder's other criterion, the percentage of images whose top-1
+            differs from the float model's (either option runs the ladder; the default bound is
+            :data:`edgecnn.converters.criteria.DEFAULT_MAX_FLIPS_PCT`).
+        progress: a callable taking the ladder's progress lines (each attempt's figures).
+        bias_correction: int8 only: correct the mean shift of int8 weight rounding before converting
+            (:mod:`edgecnn.converters.bias_correction`; not for QAT runs, which learned their rounding;
+            the remedy loop tries both itself).
+
+    Returns:
+        The manifest written, plus ``bundle`` (path) and ``messages`` (notes for the user).
+    """
+    from edgecnn.bundle.manifest import make_manifest, sha256_file, write_bundle
+    from edgecnn.bundle.model import MODEL, MODEL_EDGETPU
+    from edgecnn.converters import tflite
+    from edgecnn.run import load_run_model
+    from edgecnn.run import load_run
+
+    if edgetpu and (mode != "int8" or io != "uint8"):
+        raise ConversionError(f"--edgetpu needs --int8 with --io uint8 (got --{mode} --io {io}): the Edge TPU runs "
+                              "full-integer models only.")
+    run = load_run(run_dir)
+    labels = list(run["labels"])
+    model = load_run_model(run)
+    size = tflite.static_input_size(model)
+    pre = preprocessing(run)
+    resize = pre["resize"]
+    recorded = pre["input_size"]
+    if recorded and recorded != size:
+        raise ConversionError(f"run.json records input size {recorded} but the model takes {list(size)}; the run "
+                              "is inconsistent. Re-run the step that wrote it.")
+    messages = []
+
+    calib_info = None
+    representative = None
+    if mode == "int8":
+        from edgecnn.converters.representative import draw_from_run, load_set
+        from edgecnn.data.dataset import load_images
+
+        if calibration is not None:
+            samples, calib_info = load_set(calibration, labels)
+        else:
+            samples, calib_info = draw_from_run(run, calibration_size, seed)
+        representative, _ = load_images(samples, size, resize)
+
+    remedy, bias_info = None, None  # bias_info: int8 without the remedy (which tries both itself)
+    if (max_drop is not None or max_flips is not None) and mode == "int8":
+        from edgecnn.converters.criteria import DEFAULT_MAX_FLIPS_PCT
+        from edgecnn.compress.remedy import remedy_for_run
+
+        max_flips = DEFAULT_MAX_FLIPS_PCT if max_flips is None else max_flips
+        remedy = remedy_for_run(run, model, representative, size, resize, max_drop, io=io, edgetpu=edgetpu,
+                                max_flips=max_flips, bias_correction=bias_correction,
+                                log=progress or (lambda msg: None))
+        content = remedy["content"]
+        messages.extend(remedy["messages"])
+        mode = remedy["quantization"]  # float16 when no integer model was within --max-drop
+    else:
+        converted = model
+        if mode == "int8" and bias_correction and not run.get("qat"):
+            from edgecnn.converters.bias_correction import bias_correct
+
+            converted, corrected = bias_correct(model, representative)
+            bias_info = {"applied": True, "layers": len(corrected["layers"]), "images": corrected["images"]}
+        elif mode == "int8":
+            bias_info = {"applied": False, "why": "a QAT run" if run.get("qat") else "--no-bias-correction"}
+        content = tflite.convert_model(converted, mode, representative, io)
+    if remedy and remedy["float_layers"]:  # layers deliberately kept in float: the integer-only check cannot hold
+        report = tflite.describe(tflite.read_tflite(content))
+        report["float_layers"] = remedy["float_layers"]
+    else:
+        report = tflite.verify_tflite(content, mode, io, size)
+    files = {MODEL: content}
+
+    fb_files, fb_names, fb_info = _fallback_files(fallbacks, labels)
+    files.update(fb_files)
+
+    split, held_out = _held_out(run)
+    metrics = {}
+    if held_out and eval_size != 0:
+        chosen = held_out if eval_size is None else _round_robin(held_out, eval_size)
+        metrics = _accuracy(model, content, chosen, labels, size, resize)
+        metrics["data"] = {"run_dir": run["run_dir"], "split": split, "n": len(chosen)}
+        metrics["calibration"] = calib_info and {k: v for k, v in calib_info.items() if k != "files"}
+        metrics["note"] = "quick figure at conversion; `edgecnn evaluate` makes the full comparison"
+    golden_samples = []
+    if golden and held_out:
+        from edgecnn.data.scan import load_image_rgb
+        from edgecnn.devices.golden import golden_samples as make_golden
+
+        paths = [s.path for s in _round_robin(held_out, golden)]
+        g_files, golden_samples = make_golden(content, [load_image_rgb(p) for p in paths], size, resize,
+                                              backend="litert", origins=[Path(p).name for p in paths])
+        files.update(g_files)
+
+    edgetpu_name, edgetpu_section = None, None
+    if edgetpu:
+        from edgecnn.converters.edgetpu import edgetpu_step
+
+        edgetpu_section, compiled, notes = edgetpu_step(content, require=require_edgetpu, timeout=edgetpu_timeout)
+        messages.extend(notes)
+        if compiled is not None:
+            edgetpu_name = MODEL_EDGETPU
+            files[edgetpu_name] = compiled
+
+    spec = ModelSpec(input_size=size, input_dtype=report["input"]["dtype"], output_dtype=report["output"]["dtype"],
+                     quantization=mode, edgetpu=edgetpu_name, fallbacks=fb_names, resize=resize,
+                     color_order=pre["color_order"], tflite_report=report, bias_correction=bias_info)
+    source = {
+        "run_dir": run["run_dir"],
+        "run_json_sha256": sha256_file(Path(run["run_dir"]) / "run.json"),
+        "model_sha256": sha256_file(run["model_path"]),
+        "parent": run.get("parent"),
+        "qat": bool(run.get("qat")),
+        "pruning": run.get("pruning"),
+        "fallbacks": fb_info,
+    }
+    extra = {"edgetpu": edgetpu_section} if edgetpu_section is not None else {}
+    if remedy is not None:
+        extra["attempts"] = {"max_drop_pp": max_drop, "max_flips_pct": max_flips, "chosen": remedy["chosen"], "within": remedy["within"],
+                             "float_accuracy": remedy["float_accuracy"], "worst_layers": remedy["worst_layers"],
+                             "tried": remedy["attempts"]}
+    manifest = make_manifest(labels, spec, metrics=metrics, calibration=calib_info,
+                             golden=golden_samples, source=source, **extra)
+    _check_space(out, files, manifest)
+    write_bundle(out, files, manifest)
+    result = dict(manifest)
+    result["bundle"] = str(Path(out).resolve())
+    result["bytes"] = len(content)
+    result["messages"] = messages
+    return result
+
+
+def format_summary(result: dict) -> str:
+    """The human summary ``edgecnn convert`` prints."""
+    m = result["model"]
+    lines = [f"Bundle {result['bundle']}: {m['quantization']} model.tflite {result['bytes'] / 1e6:.2f} MB, "
+             f"input {m['input_size'][0]}x{m['input_size'][1]} {m['input_dtype']}, output {m['output_dtype']}"]
+    met = result.get("metrics") or {}
+    if "float_accuracy" in met:
+        lines.append(f"Accuracy on {met['data']['n']} {met['data']['split']} images: float "
+                     f"{met['float_accuracy']:.3f}, {m['quantization']} {met['quantized_accuracy']:.3f} "
+                     f"(drop {met['drop_pp']:+.2f} pp, top-1 agreement {met['top1_agreement']:.3f})")
+    cal = result.get("calibration")
+    if cal:
+        lines.append(f"Calibration: {cal['count']} images, {cal['name']}")
+    if m.get("fallbacks"):
+        lines.append(f"Fallback models: {', '.join(m['fallbacks'])}")
+    if result.get("edgetpu"):
+        from edgecnn.converters.edgetpu import format_report
+
+        lines.append(format_report(result["edgetpu"]))
+    lines.extend(result.get("messages", []))
+    lines.append(f"Golden samples: {len(result.get('golden', []))}")
+    return "\n".join(lines)

@@ -1,0 +1,163 @@
+"""The fake-quant graph of ``edgecnn qat``: the graph the TFLite converter will produce, with sane ranges.
+
+Three things make tfmot's QAT graph match the int8 model, and each was missing before (issue 13:
+val 0.94 -> 0.45 on MobileNet v1, every BatchNorm "left out"):
+
+- **The whole graph is annotated**, BatchNorm included, as ``tfmot.quantization.keras.quantize_model``
+  does, so tfmot's Conv/Depthwise + BatchNorm (+ ReLU) transforms match and put one fake-quant
+  after the ReLU, where the converter puts the int8 tensor, instead of one between each op. The
+  Rescaling layer stays float (the QAT input quantizer follows it): it maps the 256 pixel values
+  onto 256 evenly spaced values, which the int8 tensor after it holds exactly, so there is nothing
+  to learn there. (Annotating it with a NoOp config puts tfmot's QuantizeLayer right after the
+  Input, and tf_keras then cannot load the saved model: the layer is built twice.)
+- **Depthwise kernels are quantized per channel**, as the converter quantizes them. tfmot's stock
+  quantizer is "per axis" on the kernel's last axis, which for a depthwise kernel (kh, kw, C, 1) has
+  one entry: one range for all channels, far coarser than what the int8 model runs.
+- **Activation ranges start from the float model's statistics** (min and max on calibration images,
+  as post-training quantization measures them) instead of tfmot's [-6, 6]: the moving average
+  (decay 0.999) barely leaves that start in the few hundred steps of a small dataset, so raw pixels
+  (0-255) and every wide activation were clipped.
+"""
+
+import numpy as np
+
+from edgecnn.models.quantized import DepthwiseQuantizeConfig, registry_module
+from edgecnn.tf import keras, tf, tfmot
+
+# Range variables of tfmot's activation quantizers: (which tensor, which end). "pre" is the input
+# of an activation tfmot quantizes before it (a Dense's softmax: the logits).
+_RANGE_VARS = {"quantize_layer_min": ("out", "min"), "quantize_layer_max": ("out", "max"),
+               "output_min": ("out", "min"), "output_max": ("out", "max"),
+               "post_activation_min": ("out", "min"), "post_activation_max": ("out", "max"),
+               "pre_activation_min": ("pre", "min"), "pre_activation_max": ("pre", "max")}
+RESCALING_REASON = ("kept in float before the input quantizer: 256 pixel values map onto 256 values the "
+                    "int8 tensor holds exactly")
+_CONV_TYPES = (keras.layers.Conv2D, keras.layers.DepthwiseConv2D, keras.layers.Dense)
+
+
+def scheme(preserve_sparsity: bool = False):
+    """tfmot's 8-bit scheme (prune-preserving for a pruned run) with per-channel depthwise kernels."""
+    t = tfmot()
+    base = (t.experimental.combine.Default8BitPrunePreserveQuantizeScheme if preserve_sparsity
+            else t.quantization.keras.default_8bit.Default8BitQuantizeScheme)
+
+    default = registry_module().Default8BitQuantizeRegistry()
+
+    class Scheme(base):
+        def get_quantize_registry(self):
+            registry = super().get_quantize_registry()
+            if not preserve_sparsity:  # the prune-preserving registry keeps its own kernel quantizers
+                registry._layer_quantize_map[keras.layers.DepthwiseConv2D] = DepthwiseQuantizeConfig()
+            else:
+                # The prune-preserving registry says yes to every layer without trainable weights
+                # (Rescaling included), then fails to configure those the 8-bit registry does not
+                # know; quantize_apply asks about the layer before an annotated one.
+                preserve_supports = registry.supports
+                registry.supports = lambda layer: default.supports(layer) and preserve_supports(layer)
+            return registry
+
+    return Scheme()
+
+
+def _folds_into_previous(layer) -> bool:
+    """A BatchNormalization right after a linear Conv2D, DepthwiseConv2D or Dense: the pattern tfmot
+    folds (and the converter folds into the kernel)."""
+    nodes = layer.inbound_nodes
+    if len(nodes) != 1:
+        return False
+    inbound = nodes[0].inbound_layers
+    inbound = inbound[0] if isinstance(inbound, (list, tuple)) and len(inbound) == 1 else inbound
+    return isinstance(inbound, _CONV_TYPES) and getattr(inbound, "activation", None) in (
+        None, keras.activations.linear)
+
+
+def annotate(model):
+    """Annotate every layer that can be: ``(annotated model, annotated names, left_out)``.
+
+    ``left_out`` is ``[{"layer", "type", "reason"}]``: layers tfmot cannot quantize (they run in
+    float inside the QAT graph and are quantized by the converter from calibration images).
+    """
+    qk = tfmot().quantization.keras
+    registry = registry_module().Default8BitQuantizeRegistry()
+    annotated, left_out = [], []
+
+    def clone(layer):
+        if isinstance(layer, keras.layers.InputLayer):
+            return layer
+        if isinstance(layer, keras.layers.Rescaling):
+            left_out.append({"layer": layer.name, "type": "Rescaling", "reason": RESCALING_REASON})
+            return layer
+        if isinstance(layer, keras.layers.BatchNormalization):
+            if not _folds_into_previous(layer):
+                left_out.append({"layer": layer.name, "type": "BatchNormalization",
+                                 "reason": "not after a linear Conv2D/DepthwiseConv2D/Dense, so nothing folds it"})
+                return layer
+        elif not registry.supports(layer):
+            left_out.append({"layer": layer.name, "type": type(layer).__name__,
+                             "reason": "not supported by tfmot's default 8-bit quantize registry"})
+            return layer
+        annotated.append(layer.name)
+        return qk.quantize_annotate_layer(layer)
+
+    return keras.models.clone_model(model, clone_function=clone), annotated, left_out
+
+
+def _pre_activation(layer, tensor):
+    """``layer``'s output before its activation, on ``tensor``: a linear twin sharing its weights."""
+    config = dict(layer.get_config(), activation="linear", name=layer.name + "_linear")
+    twin = type(layer).from_config(config)
+    out = twin(tensor)
+    twin.set_weights(layer.get_weights())
+    return out
+
+
+def _float_source(qat_layer, model, which: str = "out"):
+    """The float model's tensor whose range ``qat_layer``'s activation quantizer should cover."""
+    inner = getattr(qat_layer, "layer", None)
+    if inner is not None and which == "pre":  # the wrapped layer's output before its activation
+        return _pre_activation(model.get_layer(inner.name), model.get_layer(inner.name).input)
+    if inner is not None:  # a QuantizeWrapper: its output is the wrapped layer's output
+        return model.get_layer(inner.name).output
+    inbound = qat_layer.inbound_nodes[0].inbound_layers  # a QuantizeLayer: it quantizes its input
+    inbound = getattr(inbound, "layer", inbound)
+    return model.input if isinstance(inbound, keras.layers.InputLayer) else model.get_layer(inbound.name).output
+
+
+def init_ranges(qat, model, images: np.ndarray, batch_size: int = 16) -> int:
+    """Set every activation range of ``qat`` to the min and max of the float ``model``'s matching
+    tensor on ``images`` (raw pixels), and every weight range to its kernel's; return how many
+    activation ranges were set."""
+    from edgecnn.converters.tflite import with_full_range
+    from edgecnn.models.classifier import copy_model
+
+    # A copy has one graph: the layers of a model built in this process may also belong to the
+    # base they were inlined from, and ``layer.output`` would then name a tensor of that graph.
+    model = copy_model(model)
+    images = with_full_range(images)  # the uint8 input is pinned to 0-255 the same way
+    qat(images[:1], training=True)  # weight quantizers (last value) take their kernels' ranges
+    targets = []
+    for layer in qat.layers:
+        found = {}
+        for v in layer.non_trainable_weights:
+            key = v.name.split("/")[-1].split(":")[0]
+            if key in _RANGE_VARS:
+                which, end = _RANGE_VARS[key]
+                found.setdefault(which, []).append((v, end))
+        for which, variables in found.items():
+            targets.append((variables, _float_source(layer, model, which)))
+    if not targets:
+        return 0
+    probe = keras.Model(model.input, [source for _, source in targets])
+    lo = np.full(len(targets), np.inf)
+    hi = np.full(len(targets), -np.inf)
+    for start in range(0, len(images), batch_size):
+        outputs = probe(images[start:start + batch_size], training=False)
+        outputs = outputs if isinstance(outputs, (list, tuple)) else [outputs]
+        lo = np.minimum(lo, [float(tf.reduce_min(o)) for o in outputs])
+        hi = np.maximum(hi, [float(tf.reduce_max(o)) for o in outputs])
+    for (variables, _), low, high in zip(targets, lo, hi):
+        # A range must hold 0 (the converter's zero point); ReLU outputs start there anyway.
+        low, high = min(low, 0.0), max(high, 0.0)
+        for var, end in variables:
+            var.assign(np.full(var.shape, low if end == "min" else high, dtype=np.float32))
+    return len(targets)

@@ -1,0 +1,295 @@
+"""``edgecnn finetune``: transfer learning from DATA_DIR/<class>/*.jpg to a RUN_DIR.
+
+Phase 1 runs the frozen base once over every image, caches the pooled features and trains the head
+on them (the speed lever). Phase 2 unfreezes the top of the base and fine-tunes on augmented
+images at a lower learning rate. A killed run resumes with the same command; see
+:mod:`edgecnn.train.state` for the RUN_DIR layout while training and :mod:`edgecnn.run` for
+the finished one.
+"""
+
+import hashlib
+import json
+import platform
+import sys
+import tempfile
+import time
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+from edgecnn import __version__
+from edgecnn.bundle.model import DEFAULT_COLOR_ORDER
+from edgecnn.data.folders import printable
+from edgecnn.errors import RunError
+from edgecnn.metrics import classification_report
+from edgecnn.run import MODEL_FILE, RUN_FILE, load_run
+from edgecnn.train import options as opts
+from edgecnn.train import state as run_state
+from edgecnn.train.space import disk_full_guard
+
+PHASE1_WEIGHTS = "phase1.h5"  # keras h5 weights (the suffix picks the format)
+PHASE2_WEIGHTS = "phase2.h5"
+
+
+def _audit_hook(args, strict, log, quiet):
+    """Audit the data before training: warn on leakage and label conflicts, refuse them with ``strict``."""
+    from edgecnn.audit import audit_dataset, failed_checks
+    from edgecnn.errors import DataError
+
+    audit = audit_dataset(args["data_dir"], val_fraction=args["val_fraction"], test_fraction=args["test_fraction"],
+                          seed=args["seed"], progress=not quiet)
+    bad = failed_checks(audit, "leakage,label_conflicts")
+    if bad:
+        message = "; ".join(f["message"] for f in audit["findings"] if f["kind"] in bad)
+        if strict:
+            raise DataError(f"the audit found {message}. Fix the data (see `edgecnn audit DATA_DIR --report`) "
+                            "or drop --strict.")
+        log(f"Warning: the audit found {message}. Results on these splits may be optimistic "
+            "(`edgecnn audit DATA_DIR --report` lists the files).")
+    return audit
+
+
+def _logger(quiet):
+    def log(message):
+        if not quiet:
+            print(message, file=sys.stderr, flush=True)
+    return log
+
+
+def _skipped_summary(skipped: list, listed: int = 3) -> str:
+    """One line on the files a dataset skipped, or "" when none: how many, why, the first few names."""
+    if not skipped:
+        return ""
+    # "not an image (Pillow cannot ...)" counts as "not an image"
+    reasons = Counter(d["reason"].split(" (")[0] for d in skipped)
+    why = ", ".join(f"{n} {reason}" for reason, n in reasons.most_common())
+    names = ", ".join(d["path"] for d in skipped[:listed]) + (", ..." if len(skipped) > listed else "")
+    plural = "s" if len(skipped) != 1 else ""
+    return printable(f"Skipped {len(skipped)} bad file{plural} ({why}): {names} (all in run.json under "
+                     "data.skipped; `edgecnn audit DATA_DIR` explains each)")
+
+
+def _data_sha(dataset) -> str:
+    return hashlib.sha256(json.dumps(dataset.to_json(), sort_keys=True, default=str).encode()).hexdigest()
+
+
+def _summary(metrics: dict) -> dict:
+    keys = ("n", "accuracy", "balanced_accuracy", "macro_f1")
+    return {split: ({k: r[k] for k in keys} if r else None) for split, r in metrics.items()
+            if split in ("val", "test")}
+
+
+def _result(run: dict, status: str) -> dict:
+    metrics = json.loads((Path(run["run_dir"]) / "metrics.json").read_text(encoding="utf-8"))
+    return {"status": status, "run_dir": run["run_dir"], "model_path": run["model_path"],
+            "labels": run["labels"], "metrics": _summary(metrics), "timings": run.get("timings"),
+            "resumed": run.get("resumed")}
+
+
+def finetune(data_dir, out, *, overwrite: bool = False, quiet: bool = False, strict: bool = False,
+             **options) -> dict:
+    """Fine-tune a backbone on ``data_dir`` and write RUN_DIR ``out``.
+
+    Args:
+        data_dir: ``DATA_DIR/<class>/<image>`` folders.
+        out: the RUN_DIR to create, resume, or (when complete) report on.
+        overwrite: replace whatever ``out`` holds (its feature cache is kept).
+        quiet: no progress bars or messages.
+        strict: passed to the dataset audit hook.
+        **options: see ``edgecnn.train.options.DEFAULTS`` (the CLI's options, with underscores).
+
+    Returns:
+        ``{"status": "trained"|"complete", "run_dir", "model_path", "labels", "metrics": {"val",
+        "test"}, "timings", "resumed", "warnings"}``; ``warnings`` holds the "too good to be true"
+        warning when val accuracy is near 100% and the audit found leakage or shortcut cues.
+    """
+    from edgecnn.data.dataset import load_dataset
+
+    started = time.perf_counter()
+    args = opts.resolve_args(data_dir, options)
+    log = _logger(quiet)
+    dataset = load_dataset(args["data_dir"], val_fraction=args["val_fraction"],
+                           test_fraction=args["test_fraction"], seed=args["seed"], progress=not quiet)
+    if dataset.skipped:
+        log(_skipped_summary(dataset.skipped))
+    if not dataset.splits.get("val"):
+        raise RunError(f"'{args['data_dir']}' gives no validation images, which model selection and early "
+                       "stopping need. Pass --val-fraction > 0 (class folders) or add DATA_DIR/val/<class>/.")
+    state = run_state.prepare(out, args, _data_sha(dataset), overwrite)
+    if state.status == "complete":
+        log(f"RUN_DIR '{out}' is already complete with these arguments; nothing to do "
+            "(pass --overwrite to train again).")
+        return _result(load_run(out), "complete")
+    audit = _audit_hook(args, strict, log, quiet)
+    loaded = time.perf_counter() - started
+    with disk_full_guard(state):
+        result = _train(args, dataset, state, log, quiet, {"dataset_s": loaded, "started": started})
+    result["warnings"] = _too_good(result, audit, log)
+    return result
+
+
+def _too_good(result: dict, audit: dict, log) -> list:
+    """Warn when val accuracy is near 100% and the audit found leakage or shortcut cues."""
+    from edgecnn.audit import too_good_to_be_true
+
+    val = (result.get("metrics") or {}).get("val")
+    warning = too_good_to_be_true(val["accuracy"], audit) if val else None
+    if warning:
+        log(f"Warning: {warning}")
+    return [warning] if warning else []
+
+
+def _train(args, dataset, state, log, quiet, timings):
+    from edgecnn.data.dataset import load_images
+    from edgecnn.models.classifier import POOL_LAYER, build_classifier, feature_extractor, head_model
+    from edgecnn.tf import keras, tf
+    from edgecnn.train import artifacts, distribute, features, phases, space
+    from edgecnn.train.augment import describe, make_augmenter
+
+    strategy = distribute.make_strategy(args["strategy"])
+    state.writer = distribute.is_chief(strategy)  # other MultiWorker workers read the chief's state
+    keras.utils.set_random_seed(args["seed"])
+    deterministic = distribute.determinism()
+    labels = list(dataset.labels)
+    splits = {name: dataset.splits.get(name, []) for name in ("train", "val", "test")}
+    y = {name: np.array([s.label for s in samples], dtype=np.int64) for name, samples in splits.items()}
+    verbose = 0 if quiet else (1 if sys.stdout.isatty() else 2)
+    ctx = SimpleNamespace(args=args, strategy=strategy, labels=labels, num_classes=len(labels),
+                          progress=state.progress, log=log, verbose=verbose)
+    resumed = {"phase1_skipped": False, "phase2_skipped": False, "phase2_resumed_at_epoch": None}
+
+    with distribute.precision(args["mixed_precision"]):
+        with strategy.scope():
+            model, config = build_classifier(len(labels), backbone=args["backbone"], input_size=args["input_size"],
+                                             alpha=args["alpha"], weights=args["weights"], dropout=args["dropout"],
+                                             base_path=args["base"])
+        size = config["input_size"]
+        state.needed = space.needed_bytes(model, sum(len(v) for v in y.values()),
+                                          int(model.get_layer(POOL_LAYER).output.shape[-1]),
+                                          bool(args["fine_tune_epochs"]))
+        if state.writer:
+            space.check_run_space(state.out, state.needed)  # before hours of training meet a full disk
+        cache = {}
+
+        def images(split):
+            if split not in cache:
+                cache[split] = (load_images(splits[split], size, resize=args["resize"], progress=not quiet)[0]
+                                if splits[split] else np.zeros((0, size, size, 3), np.uint8))
+            return cache[split]
+
+        phase1 = state.phase(1)
+        if phase1.get("done"):
+            model.load_weights(str(state.progress / PHASE1_WEIGHTS))
+            resumed["phase1_skipped"] = True
+            log("Phase 1 (head) already done in an earlier attempt: skipped.")
+        feats = {}
+        if not phase1.get("done") or not args["fine_tune_epochs"]:  # the head trains or evaluates on them
+            extractor = feature_extractor(model)
+            key = features.cache_key(config, features.weights_digest(extractor), args["resize"], splits,
+                                     args["mixed_precision"])
+            t0 = time.perf_counter()
+
+            def compute():
+                log("Extracting features with the frozen base (once; cached in RUN_DIR/.cache)...")
+                dim = extractor.output_shape[-1]
+                return {name: (features.extract(extractor, _eval(images(name), args), verbose) if len(y[name])
+                               else np.zeros((0, dim), np.float32)) for name in ("train", "val", "test")}
+
+            feats, timings["features_cached"] = features.cached(state.cache, key, compute)
+            timings["features_s"] = time.perf_counter() - t0
+        if not phase1.get("done"):
+            t0 = time.perf_counter()
+            log(f"Phase 1: training the head on cached features ({len(y['train'])} images, up to "
+                f"{args['epochs']} epochs)...")
+            tracker = phases.train_head(ctx, model, feats, y)
+            distribute.save_weights(model, state.progress / PHASE1_WEIGHTS, strategy)
+            state.finish_phase(1, history=tracker.history, summary=tracker.summary(),
+                               seconds=time.perf_counter() - t0)
+            phase1 = state.phase(1)
+        timings["phase1_s"] = phase1["seconds"]
+
+        phase2 = state.phase(2)
+        if args["fine_tune_epochs"] and phase2.get("done"):
+            model.load_weights(str(state.progress / PHASE2_WEIGHTS))
+            resumed["phase2_skipped"] = True
+            log("Phase 2 (fine-tune) already done in an earlier attempt: skipped.")
+        elif args["fine_tune_epochs"]:
+            t0 = time.perf_counter()
+            log(f"Phase 2: fine-tuning the top of the base (up to {args['fine_tune_epochs']} epochs)...")
+            augmenter = make_augmenter(args["augment"], args["seed"], args["flip"], args["rotate"], args["zoom"],
+                                       args["color"])
+            tracker, info = phases.fine_tune(ctx, model, config, {n: images(n) for n in ("train", "val")}, y,
+                                             augmenter)
+            resumed["phase2_resumed_at_epoch"] = tracker.summary()["resumed_at_epoch"]
+            distribute.save_weights(model, state.progress / PHASE2_WEIGHTS, strategy)
+            state.finish_phase(2, history=tracker.history, summary=tracker.summary(), unfreeze=info,
+                               seconds=time.perf_counter() - t0 + phase2.get("seconds", 0.0))
+            phase2 = state.phase(2)
+        timings["phase2_s"] = phase2.get("seconds", 0.0)
+
+        t0 = time.perf_counter()
+        metrics = {}
+        for name in ("val", "test"):
+            if not len(y[name]):
+                metrics[name] = None
+                continue
+            if args["fine_tune_epochs"]:
+                probs = model.predict(_eval(images(name), args), verbose=0)
+            else:
+                probs = head_model(model).predict(feats[name], batch_size=256, verbose=0)
+            metrics[name] = classification_report(y[name], np.asarray(probs).argmax(axis=1), labels)
+        timings["evaluate_s"] = time.perf_counter() - t0
+
+    if args["mixed_precision"]:  # save a float32 graph: TFLite converters want float32 weights
+        trained = model
+        model, _ = build_classifier(len(labels), backbone=args["backbone"], input_size=args["input_size"],
+                                    alpha=args["alpha"], weights="none", dropout=args["dropout"],
+                                    base_path=args["base"])
+        model.set_weights(trained.get_weights())
+    metrics["select_by"] = args["select_by"]
+    metrics["phases"] = {"1": phase1.get("summary"), "2": phase2.get("summary")}
+    timings["total_s"] = time.perf_counter() - timings.pop("started")
+    run_info = {
+        "schema_version": 1,
+        "edgecnn_version": __version__,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "arguments": args,
+        "versions": {"python": platform.python_version(), "tensorflow": tf.__version__,
+                     "tf_keras": keras.__version__, "numpy": np.__version__},
+        "seed": args["seed"],
+        "labels": labels,
+        "model": config,
+        "preprocess": {"input_size": [size, size], "resize": args["resize"], "color_order": DEFAULT_COLOR_ORDER},
+        "data": dataset.to_json(),
+        "data_sha": state.data.get("data_sha"),
+        "class_counts": dataset.class_counts(),
+        "augment": describe(args["augment"], args["flip"], args["rotate"], args["zoom"], args["color"]),
+        "fine_tune": phase2.get("unfreeze"),
+        "strategy": dict(distribute.describe(strategy), deterministic=deterministic),
+        "timings": timings,
+        "resumed": resumed,
+        "parent": None,
+    }
+    history = (phase1.get("history") or []) + (phase2.get("history") or [])
+    if distribute.is_chief(strategy):
+        artifacts.write_run_dir(Path(state.out), model, labels, run_info, history, metrics)
+    else:  # other MultiWorker workers save too (collective variables), but into a scratch folder
+        with tempfile.TemporaryDirectory() as scratch:
+            artifacts.write_run_dir(Path(scratch) / "run", model, labels, run_info, history, metrics)
+        return {"status": "worker", "run_dir": str(state.out)}
+    result = _result(load_run(state.out), "trained")
+    log(f"Done: {state.out / MODEL_FILE} (val accuracy {metrics['val']['accuracy']:.3f}"
+        + (f", test accuracy {metrics['test']['accuracy']:.3f}" if metrics.get("test") else "") + ")")
+    return result
+
+
+def _eval(x, args):
+    from edgecnn.train.pipeline import eval_dataset
+
+    return eval_dataset(x, args["batch_size"])
+
+
+__all__ = ["finetune", "RUN_FILE"]

@@ -20,6 +20,7 @@ import numpy as np
 from edgecnn.atomic import atomic_dir, write_json
 from edgecnn.bundle.manifest import sha256_file
 from edgecnn.data.dataset import Sample
+from edgecnn.data.folders import image_files, relative
 from edgecnn.errors import DataError
 from edgecnn.data.scan import IMAGE_EXTENSIONS
 
@@ -147,10 +148,9 @@ def load_set(path, labels: Optional[List[str]] = None) -> tuple:
         files = [{"path": f["path"], "label": f["label"], "sha256": f["sha256"]} for f in manifest["files"]]
         name = manifest.get("name", path.name)
     else:
-        found = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
-                       and not any(part.startswith(".") for part in p.relative_to(path).parts))
+        found = image_files(path)
         samples = [Sample(p, -1, sha256_file(p)) for p in found]
-        files = [{"path": p.relative_to(path).as_posix(), "label": None, "sha256": s.sha256}
+        files = [{"path": relative(p, path), "label": None, "sha256": s.sha256}
                  for p, s in zip(found, samples)]
         name = path.name
     if not samples:
@@ -176,11 +176,7 @@ def draw_from_run(run: dict, size: int, seed: int = 0) -> tuple:
     root = Path(run.get("data", {}).get("root", "."))
     files = []
     for s in chosen:
-        try:
-            rel = Path(s.path).relative_to(root).as_posix()
-        except ValueError:
-            rel = str(s.path)
-        files.append({"path": rel, "label": labels[s.label], "sha256": s.sha256})
+        files.append({"path": relative(s.path, root), "label": labels[s.label], "sha256": s.sha256})
     info = {"name": f"drawn from the train split of {run.get('run_dir')}", "path": None, "drawn": True,
             "count": len(chosen), "per_class": per_class, "seed": seed, "root": str(root), "files": files}
     return chosen, info

@@ -82,19 +82,12 @@ def mini_run(tmp_path_factory, demo_data) -> Path:
 
 
 @pytest.fixture(scope="session")
-def tiny_bundle(tmp_path_factory, request) -> Path:
-    """An int8 bundle (uint8 I/O, drawn calibration, golden samples) of ``tiny_run``.
-
-    Uses the finetune helper's ``tiny_run`` fixture when it is defined, else ``mini_run``.
-    """
+def tiny_bundle(tmp_path_factory, tiny_run) -> Path:
+    """An int8 bundle (uint8 I/O, drawn calibration, golden samples) of ``tiny_run``."""
     from edgecnn.compress.convert import convert_run
 
-    try:
-        run = request.getfixturevalue("tiny_run")
-    except pytest.FixtureLookupError:
-        run = request.getfixturevalue("mini_run")
     out = tmp_path_factory.mktemp("tiny_bundle") / "bundle"
-    convert_run(run, out, mode="int8", io="uint8", calibration_size=32, eval_size=64, golden=4)
+    convert_run(tiny_run, out, mode="int8", io="uint8", calibration_size=32, eval_size=64, golden=4)
     return out
 
 

@@ -1,32 +1,22 @@
-"""``audit_dataset``: every check on a DATA_DIR, as one JSON-safe dict of findings with severity."""
+"""``audit_dataset``: every check on a DATA_DIR, as one JSON-safe dict of findings with severity.
+
+The audit is a short list of steps: check the settings, find the files (:func:`edgecnn.data.folders.discover`,
+the walker finetune uses), scan and hash each one, give each the split finetune would, then the checks
+of :mod:`edgecnn.audit.findings` (files, duplicates, class balance, shortcut cues), and the result.
+"""
 
 import time
-from typing import Dict, List, Optional
+from typing import List, Optional
 
-import numpy as np
-
-from edgecnn.audit.duplicates import (classify_groups, connected_groups, exact_pairs, near_pairs,
-                                      near_pairs_naive)
+from edgecnn.audit.findings import (KINDS, SEVERITIES, balance_basis, balance_findings, class_counts,
+                                    duplicate_findings, file_findings, imbalance_ratio, search_duplicates,
+                                    shortcut_findings, sort_findings)
 from edgecnn.audit.hashing import HASH_METHODS
 from edgecnn.audit.images import ImageRecord, record_image
-from edgecnn.audit.shortcuts import find_shortcuts
 from edgecnn.errors import DataError
 from edgecnn.data.scan import DEFAULT_MAX_PIXELS, ScanResult
 
 SCHEMA = "edgecnn.audit/1"
-SEVERITIES = ("error", "warning", "info")
-# kind -> severity. Order is the order of the report.
-KINDS = {
-    "leakage": "error",
-    "label_conflicts": "error",
-    "bad_files": "warning",
-    "exact_duplicates": "warning",
-    "near_duplicates": "info",
-    "shortcuts": "warning",
-    "imbalance": "warning",
-    "tiny_classes": "warning",
-    "renamed_files": "info",
-}
 # Words accepted by --fail-on besides the kinds themselves.
 FAIL_ON_ALIASES = {
     "conflicts": ["label_conflicts"],
@@ -38,40 +28,67 @@ FAIL_ON_ALIASES = {
 TOO_GOOD_ACCURACY = 0.98
 
 
-def _make_finding(kind: str, message: str, items: list, severity: Optional[str] = None) -> dict:
-    return {"kind": kind, "severity": severity or KINDS[kind], "count": len(items), "message": message,
-            "items": items}
-
-
-def _file_entry(rec: ImageRecord, names) -> dict:
-    return {"path": rec.rel, "label": names[rec.label], "split": rec.split, "sha256": rec.sha256}
+def _check_settings(hash_method: str, max_distance: int) -> None:
+    if hash_method not in HASH_METHODS:
+        raise DataError(f"unknown hash method '{hash_method}'; use one of {', '.join(HASH_METHODS)}.")
+    if not 0 <= int(max_distance) <= 32:
+        raise DataError(f"max_distance={max_distance} must be between 0 and 32 bits (of 64); 4-10 finds "
+                        "re-encoded, resized or slightly edited copies.")
 
 
 def _scan_all(disc, hash_method, max_pixels, progress) -> List[ImageRecord]:
-    from edgecnn.data.folders import _progress_map, _rel
+    from edgecnn.data.folders import parallel_map, relative
 
     def work(job):
         split, label, path = job
-        return record_image(path, _rel(path, disc.root), split, label, hash_method, max_pixels)
+        return record_image(path, relative(path, disc.root), split, label, hash_method, max_pixels)
 
-    return _progress_map(work, disc.files, progress, "Auditing images")
+    return parallel_map(work, disc.files, progress, "Auditing images")
 
 
-def _assign_splits(disc, records, val_fraction, test_fraction, seed):
-    """Give every usable record the split finetune would use; returns (splits per record, note)."""
+def _assign_splits(disc, records, val_fraction, test_fraction, seed) -> Optional[str]:
+    """Give every record the split finetune would use (``rec.split``); returns a note on how, or None."""
     from edgecnn.data.dataset import assemble
 
     if disc.layout == "splits":
-        return [r.split for r in records], None
+        return None
     results = [(ScanResult(r.path, r.ok, r.reason, r.format, r.width, r.height, r.mode), r.sha256) for r in records]
     try:
         dataset = assemble(disc, results, val_fraction, test_fraction, seed)
     except DataError as exc:
-        return ["all"] * len(records), f"no split could be made ({exc}); duplicates are checked across all images"
+        for rec in records:
+            rec.split = "all"
+        return f"no split could be made ({exc}); duplicates are checked across all images"
     where = {s.path: split for split, samples in dataset.splits.items() for s in samples}
-    note = (f"folders layout: leakage is checked on the split finetune makes with seed={seed}, "
+    for rec in records:
+        rec.split = where.get(rec.path, "all")
+    return (f"folders layout: leakage is checked on the split finetune makes with seed={seed}, "
             f"val_fraction={val_fraction}, test_fraction={test_fraction}")
-    return [where.get(r.path, "all") for r in records], note
+
+
+def _result(disc, records, good, settings, split_note, counts, ratio, pairs, findings, times) -> dict:
+    summary = {kind: 0 for kind in KINDS}
+    for f in findings:
+        summary[f["kind"]] = f["count"]
+    t0, t_scan, t_search, t_end = times
+    return {
+        "schema": SCHEMA,
+        "root": str(disc.root),
+        "layout": disc.layout,
+        "labels": list(disc.labels),
+        "images": len(records),
+        "usable": len(good),
+        "split_note": split_note,
+        "class_counts": counts,
+        "imbalance_ratio": None if ratio == float("inf") else ratio,
+        "pairs_found": len(pairs),
+        "findings": findings,
+        "summary": summary,
+        "severity_counts": {s: sum(1 for f in findings if f["severity"] == s) for s in SEVERITIES},
+        "settings": settings,
+        "timings": {"scan_s": round(t_scan - t0, 3), "search_s": round(t_search - t_scan, 3),
+                    "total_s": round(t_end - t0, 3)},
+    }
 
 
 def audit_dataset(data_dir, max_distance: int = 8, hash_method: str = "phash", thumb_tolerance: float = 0.2,
@@ -108,136 +125,28 @@ def audit_dataset(data_dir, max_distance: int = 8, hash_method: str = "phash", t
     """
     from edgecnn.data.folders import discover
 
-    if hash_method not in HASH_METHODS:
-        raise DataError(f"unknown hash method '{hash_method}'; use one of {', '.join(HASH_METHODS)}.")
-    if not 0 <= int(max_distance) <= 32:
-        raise DataError(f"max_distance={max_distance} must be between 0 and 32 bits (of 64); 4-10 finds "
-                        "re-encoded, resized or slightly edited copies.")
+    _check_settings(hash_method, max_distance)
+    settings = {"max_distance": int(max_distance), "hash_method": hash_method, "thumb_tolerance": thumb_tolerance,
+                "val_fraction": val_fraction, "test_fraction": test_fraction, "seed": seed,
+                "max_pixels": max_pixels, "min_class_images": min_class_images, "max_imbalance": max_imbalance,
+                "shortcut_auc": shortcut_auc, "search": "naive" if naive else "multi-index"}
     t0 = time.perf_counter()
     disc = discover(data_dir)
-    names = disc.labels
     records = _scan_all(disc, hash_method, max_pixels, progress)
     t_scan = time.perf_counter()
-    splits, split_note = _assign_splits(disc, records, val_fraction, test_fraction, seed)
-    for rec, split in zip(records, splits):
-        rec.split = split
-
+    split_note = _assign_splits(disc, records, val_fraction, test_fraction, seed)
     good = [r for r in records if r.ok]
-    findings: List[dict] = []
-
-    # ---- bad and renamed files
-    bad = [{"path": r.rel, "label": names[r.label], "reason": r.reason} for r in records if not r.ok]
-    if bad:
-        findings.append(_make_finding("bad_files", f"{len(bad)} file(s) cannot be used and are skipped by finetune",
-                                      bad))
-    renamed = [{"path": r.rel, "label": names[r.label], "reason": r.reason} for r in good if r.reason]
-    if renamed:
-        findings.append(_make_finding("renamed_files", f"{len(renamed)} file(s) have an extension that does not "
-                                      "match their format (kept)", renamed))
-
-    # ---- duplicates
-    hashes = np.asarray([r.hash for r in good], dtype=np.uint64)
-    thumbs = np.stack([r.thumb for r in good]) if good else np.empty((0, 8, 8, 3), np.uint8)
-    search = near_pairs_naive if naive else near_pairs
-    pairs = search(hashes, max_distance, thumbs, thumb_tolerance)
-    digests = [r.sha256 for r in good]
-    groups = connected_groups(len(good), [(i, j) for i, j, _ in pairs] + exact_pairs(digests))
+    findings = file_findings(records, disc.labels)
+    pairs, groups = search_duplicates(good, max_distance, thumb_tolerance, naive)
     t_search = time.perf_counter()
-    distance = {(i, j): d for i, j, d in pairs}
-    classified = classify_groups(groups, [r.label for r in good], [r.split for r in good], digests)
-
-    def group_item(group):
-        members = [_file_entry(good[k], names) for k in group]
-        dists = [distance.get((a, b)) for n, a in enumerate(group) for b in group[n + 1:]]
-        dists = [d for d in dists if d is not None]
-        return {"files": members, "exact": len({digests[k] for k in group}) == 1,
-                "labels": sorted({names[good[k].label] for k in group}),
-                "splits": sorted({good[k].split for k in group}),
-                "max_hash_distance": max(dists) if dists else 0}
-
-    texts = {
-        "leakage": "group(s) of identical or near-identical images are in more than one split: val/test "
-                   "accuracy is inflated by images the model trained on",
-        "label_conflicts": "group(s) of identical or near-identical images carry different labels",
-        "exact_duplicates": "group(s) of byte-identical files within one class and split",
-        "near_duplicates": "group(s) of near-identical images within one class and split",
-    }
-    for kind in ("leakage", "label_conflicts", "exact_duplicates", "near_duplicates"):
-        items = [group_item(g) for g in classified[kind]]
-        if items:
-            findings.append(_make_finding(kind, f"{len(items)} {texts[kind]}", items))
-
-    # ---- class balance
-    counts: Dict[str, Dict[str, int]] = {}
-    for r in good:
-        counts.setdefault(r.split, {n: 0 for n in names})[names[r.label]] += 1
-    basis = "train" if "train" in counts else "all"
-    base_counts = counts.get(basis, {n: 0 for n in names})
-    if disc.layout == "folders":
-        basis = "all"
-        base_counts = {n: sum(1 for r in good if r.label == i) for i, n in enumerate(names)}
-    smallest, largest = min(base_counts.values()), max(base_counts.values())
-    ratio = float("inf") if smallest == 0 else largest / smallest
-    if len(names) > 1 and ratio > max_imbalance:
-        big = max(base_counts, key=base_counts.get)
-        small = min(base_counts, key=base_counts.get)
-        findings.append(_make_finding("imbalance", f"class imbalance {ratio:.1f}:1 ('{big}' {largest} images, "
-                                      f"'{small}' {smallest}) is over {max_imbalance:g}:1; use class weights or "
-                                      "add images to the small classes",
-                                      [{"ratio": None if ratio == float("inf") else ratio, "largest": big, "smallest": small, "counts": base_counts,
-                                        "basis": basis}]))
-    tiny = [{"label": n, "images": c, "basis": basis} for n, c in base_counts.items() if c < min_class_images]
-    if tiny:
-        findings.append(_make_finding(
-            "tiny_classes", f"{len(tiny)} class(es) have fewer than {min_class_images} usable "
-            f"{'training ' if basis == 'train' else ''}images: " + ", ".join(f"'{t['label']}' ({t['images']})"
-                                                                             for t in tiny), tiny,
-            severity="error" if any(t["images"] == 0 for t in tiny) else None))
-
-    # ---- shortcut cues
-    feats = {
-        "size": [float(np.sqrt(r.width * r.height)) for r in good],
-        "aspect": [r.width / r.height for r in good],
-        "brightness": [r.brightness for r in good],
-        "colour_a": [r.colour_a for r in good],
-        "colour_b": [r.colour_b for r in good],
-        "format": [r.format for r in good],
-        "orientation": [r.orientation for r in good],
-        "dimensions": [f"{r.width}x{r.height}" for r in good],
-        "grayscale": [r.grayscale for r in good],
-    }
-    cues = find_shortcuts(feats, [r.label for r in good], names, min_auc=shortcut_auc)
-    if cues:
-        findings.append(_make_finding("shortcuts", f"{len(cues)} shortcut cue(s): a property other than the "
-                                      "subject tells a class apart; a model may learn it instead", cues))
-
-    findings.sort(key=lambda f: (SEVERITIES.index(f["severity"]), list(KINDS).index(f["kind"])))
-    t_end = time.perf_counter()
-    summary = {kind: 0 for kind in KINDS}
-    for f in findings:
-        summary[f["kind"]] = f["count"]
-    return {
-        "schema": SCHEMA,
-        "root": str(disc.root),
-        "layout": disc.layout,
-        "labels": list(names),
-        "images": len(records),
-        "usable": len(good),
-        "split_note": split_note,
-        "class_counts": counts,
-        "imbalance_ratio": None if ratio == float("inf") else ratio,
-        "pairs_found": len(pairs),
-        "findings": findings,
-        "summary": summary,
-        "severity_counts": {s: sum(1 for f in findings if f["severity"] == s) for s in SEVERITIES},
-        "settings": {"max_distance": int(max_distance), "hash_method": hash_method,
-                     "thumb_tolerance": thumb_tolerance, "val_fraction": val_fraction,
-                     "test_fraction": test_fraction, "seed": seed, "max_pixels": max_pixels,
-                     "min_class_images": min_class_images, "max_imbalance": max_imbalance,
-                     "shortcut_auc": shortcut_auc, "search": "naive" if naive else "multi-index"},
-        "timings": {"scan_s": round(t_scan - t0, 3), "search_s": round(t_search - t_scan, 3),
-                    "total_s": round(t_end - t0, 3)},
-    }
+    findings += duplicate_findings(good, pairs, groups, disc.labels)
+    counts = class_counts(good, disc.labels)
+    basis, base_counts = balance_basis(good, disc.labels, disc.layout, counts)
+    findings += balance_findings(basis, base_counts, min_class_images, max_imbalance)
+    findings += shortcut_findings(good, disc.labels, shortcut_auc)
+    findings = sort_findings(findings)
+    return _result(disc, records, good, settings, split_note, counts, imbalance_ratio(base_counts), pairs,
+                   findings, (t0, t_scan, t_search, time.perf_counter()))
 
 
 def parse_fail_on(text: Optional[str]) -> List[str]:

@@ -19,7 +19,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from edgecnn.bundle.model import DEFAULT_RESIZE
-from edgecnn.data.folders import Discovery, _progress_map, _rel, _scan_one, discover
+from edgecnn.data.folders import Discovery, discover, parallel_map, relative, scan_files
 from edgecnn.data.scan import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
 from edgecnn.errors import DataError
 
@@ -78,7 +78,7 @@ class Dataset:
             "layout": self.layout,
             "labels": list(self.labels),
             "splits": {
-                split: [{"path": _rel(s.path, root), "label": self.labels[s.label], "sha256": s.sha256}
+                split: [{"path": relative(s.path, root), "label": self.labels[s.label], "sha256": s.sha256}
                         for s in samples]
                 for split, samples in self.splits.items()
             },
@@ -130,7 +130,7 @@ def assemble(disc: Discovery, results, val_fraction: float = 0.2, test_fraction:
     skipped: List[dict] = []
     good: Dict[str, Dict[int, List[Sample]]] = {s: {i: [] for i in range(len(labels))} for s in splits_present}
     for (split, label, path), (result, digest) in zip(disc.files, results):
-        rel = _rel(path, root)
+        rel = relative(path, root)
         if not result.ok:
             skipped.append({"path": rel, "reason": result.reason})
             continue
@@ -183,7 +183,7 @@ def load_dataset(data_dir, val_fraction: float = 0.2, test_fraction: float = 0.1
     _check_fractions(val_fraction, test_fraction)
     disc = discover(data_dir)
     _check_two_classes(disc)
-    results = _progress_map(lambda job: _scan_one(job[2], max_pixels), disc.files, progress, "Scanning images")
+    results = scan_files([path for _, _, path in disc.files], max_pixels, progress)
     return assemble(disc, results, val_fraction, test_fraction, seed)
 
 
@@ -262,7 +262,7 @@ def load_images(samples, size, resize: str = DEFAULT_RESIZE, progress: bool = Fa
     samples = list(samples)
     h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
     x = np.empty((len(samples), h, w, 3), dtype=np.uint8)
-    images = _progress_map(lambda s: _load_one(s, (h, w), resize), samples, progress, "Loading images")
+    images = parallel_map(lambda s: _load_one(s, (h, w), resize), samples, progress, "Loading images")
     for i, img in enumerate(images):
         x[i] = img
     y = np.asarray([s.label for s in samples], dtype=np.int64)

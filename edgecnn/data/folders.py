@@ -1,6 +1,16 @@
-"""Walking a DATA_DIR: its layout, class folders and files, before any file is opened.
+"""Walking a data folder: its layout, class folders and files, and scanning them.
 
-``edgecnn.data.dataset`` (finetune) and ``edgecnn.audit`` both start here, so they see the same files.
+The one walker of image folders: ``edgecnn.data.dataset`` (finetune), ``edgecnn.audit``, evaluation's
+DATA folders and calibration sets all list files here, so they see the same files (hidden files and
+folders skipped); nothing outside this module walks a data folder itself.
+
+Public API:
+
+* :func:`discover`: the layout, classes and files of a DATA_DIR (:class:`Discovery`), no file opened;
+* :func:`class_folders`, :func:`files_in`, :func:`image_files`: the pieces it is made of;
+* :func:`scan_files`: scan and sha256 a list of files (the finetune scanner, on a thread pool);
+* :func:`parallel_map`: ``[func(x) for x in items]`` on that thread pool, with an optional progress bar;
+* :func:`relative`, :func:`printable`: a path as a report shows it.
 """
 
 import os
@@ -11,7 +21,10 @@ from typing import List, Optional, Tuple
 
 from edgecnn.bundle.manifest import sha256_file
 from edgecnn.errors import DataError
-from edgecnn.data.scan import ScanResult, scan_file
+from edgecnn.data.scan import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS, ScanResult, scan_file
+
+__all__ = ["SPLIT_NAMES", "Discovery", "discover", "class_folders", "files_in", "image_files",
+           "scan_files", "parallel_map", "relative", "printable"]
 
 SPLIT_NAMES = ("train", "val", "test")
 _FIX_LAYOUT = ("Put the images in one sub-folder per class: DATA_DIR/<class>/*.jpg, or "
@@ -40,7 +53,8 @@ def _utf8(name: str) -> bool:
     return True
 
 
-def _rel(path, root) -> str:
+def relative(path, root) -> str:
+    """``path`` relative to ``root`` as a POSIX string (the path itself when it is not under ``root``)."""
     try:
         return Path(path).relative_to(root).as_posix()
     except ValueError:
@@ -51,7 +65,13 @@ def _visible(path: Path) -> bool:
     return not path.name.startswith(".")
 
 
-def _class_dirs(folder: Path) -> List[Path]:
+def class_folders(folder) -> List[Path]:
+    """The visible sub-folders of ``folder``, sorted by name: its class folders.
+
+    Raises:
+        DataError: a folder name that is not valid UTF-8 (class names become labels).
+    """
+    folder = Path(folder)
     dirs = sorted((p for p in folder.iterdir() if p.is_dir() and _visible(p)), key=lambda p: p.name)
     for p in dirs:
         # A class name becomes a label in labels.txt, run.json, the bundle and the board's output:
@@ -63,8 +83,11 @@ def _class_dirs(folder: Path) -> List[Path]:
     return dirs
 
 
-def _files_in(folder: Path) -> List[Path]:
-    """Every visible file under ``folder`` (recursively, hidden folders skipped), sorted."""
+def files_in(folder) -> List[Path]:
+    """Every visible file under ``folder`` (recursively, hidden folders skipped), sorted by POSIX path.
+
+    Nothing is opened: a file that is not an image is listed too (the scan says why it is unusable).
+    """
     out = []
     for dirpath, dirnames, filenames in os.walk(folder):
         dirnames[:] = [d for d in dirnames if not d.startswith(".")]
@@ -72,11 +95,21 @@ def _files_in(folder: Path) -> List[Path]:
     return sorted(out, key=lambda p: p.as_posix())
 
 
+def image_files(folder) -> List[Path]:
+    """The regular files under ``folder`` with an image extension (``IMAGE_EXTENSIONS``), hidden ones skipped.
+
+    Sorted as paths (part by part), the order a calibration folder's files have always been listed in
+    (bundles record it); :func:`files_in` sorts by the POSIX string, which differs only where a name
+    and a folder share a prefix followed by a character below ``/`` (``a.b/`` and ``a/``).
+    """
+    return sorted(p for p in files_in(folder) if p.suffix.lower() in IMAGE_EXTENSIONS and p.is_file())
+
+
 def _workers() -> int:
     return max(1, min(8, os.cpu_count() or 1))
 
 
-def _progress_map(func, items, progress: bool, description: str):
+def parallel_map(func, items, progress: bool = False, description: str = ""):
     """``[func(x) for x in items]`` on a thread pool (Pillow and OpenCV release the GIL)."""
     items = list(items)
     if not items:
@@ -102,6 +135,15 @@ def _scan_one(path: Path, max_pixels: int) -> Tuple[ScanResult, Optional[str]]:
     return result, digest
 
 
+def scan_files(paths, max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = False,
+               description: str = "Scanning images") -> List[Tuple[ScanResult, Optional[str]]]:
+    """``(ScanResult, sha256 or None)`` of each path, in order: the finetune scanner, on a thread pool.
+
+    The sha256 is computed for usable files only.
+    """
+    return parallel_map(lambda path: _scan_one(path, max_pixels), paths, progress, description)
+
+
 def _check_root(data_dir) -> Path:
     root = Path(data_dir).expanduser()
     if not root.exists():
@@ -123,9 +165,9 @@ def _detect_layout(root: Path):
         per_split = {}
         for split in SPLIT_NAMES:
             if (root / split).is_dir():
-                per_split[split] = {p.name: p for p in _class_dirs(root / split)}
+                per_split[split] = {p.name: p for p in class_folders(root / split)}
         return "splits", per_split
-    return "folders", {"all": {p.name: p for p in _class_dirs(root)}}
+    return "folders", {"all": {p.name: p for p in class_folders(root)}}
 
 
 @dataclass
@@ -165,5 +207,5 @@ def discover(data_dir) -> Discovery:
     files = []
     for split, classes in per_split.items():
         for name, folder in sorted(classes.items()):
-            files.extend((split, index[name], p) for p in _files_in(folder))
+            files.extend((split, index[name], p) for p in files_in(folder))
     return Discovery(root, layout, labels, files)

@@ -28,29 +28,26 @@ def folder_samples(data_dir, labels: Sequence[str]):
 
     Class folders must carry the run's label names; a folder with another name is refused.
     """
-    from edgecnn.bundle.manifest import sha256_file
     from edgecnn.data.dataset import Sample
-    from edgecnn.data.folders import _class_dirs, _files_in
-    from edgecnn.data.scan import scan_file
+    from edgecnn.data.folders import class_folders, files_in, relative, scan_files
 
     root = Path(data_dir)
     if not root.is_dir():
         raise DataError(f"DATA '{root}' is not a folder. Pass a folder with one sub-folder per class "
                         f"({', '.join(labels)}).")
     index = {name: i for i, name in enumerate(labels)}
-    dirs = _class_dirs(root)
+    dirs = class_folders(root)
     unknown = [d.name for d in dirs if d.name not in index]
     if unknown or not dirs:
         raise DataError(f"DATA '{root}' has class folders {[d.name for d in dirs]}, but the model's classes are "
                         f"{list(labels)}. Use one sub-folder per class, named as the model's labels.")
+    files = [(index[d.name], path) for d in dirs for path in files_in(d)]
     samples, skipped = [], []
-    for d in dirs:
-        for path in _files_in(d):
-            result = scan_file(path)
-            if result.ok:
-                samples.append(Sample(path.resolve(), index[d.name], sha256_file(path)))
-            else:
-                skipped.append({"path": path.relative_to(root).as_posix(), "reason": result.reason})
+    for (label, path), (result, digest) in zip(files, scan_files([path for _, path in files])):
+        if result.ok:
+            samples.append(Sample(path.resolve(), label, digest))
+        else:
+            skipped.append({"path": relative(path, root), "reason": result.reason})
     if not samples:
         raise DataError(f"DATA '{root}' holds no usable images.")
     return samples, skipped

@@ -41,7 +41,7 @@ def bundle_int8_accuracy(bundle_dir, data_dir):
 
     from edgecnn.bundle.manifest import load_manifest
     from edgecnn.data.dataset import load_dataset, load_images
-    from edgecnn.search.trainer import int8_accuracy
+    from edgecnn.search.int8 import int8_accuracy
 
     manifest = load_manifest(bundle_dir)
     size = manifest["model"]["input_size"]
@@ -58,8 +58,8 @@ def probe_latency(backbone, alpha, size, weights):
     import numpy as np
 
     from edgecnn.models.classifier import build_classifier
-    from edgecnn.search.trainer import convert_int8
-    from edgecnn.search.targets import HostTarget
+    from edgecnn.search.host_target import HostTarget
+    from edgecnn.search.int8 import convert_int8
 
     model, _ = build_classifier(2, backbone=backbone, input_size=size, alpha=alpha, weights=weights)
     rep = np.random.default_rng(0).integers(0, 256, size=(8, size, size, 3)).astype(np.uint8)
@@ -125,7 +125,7 @@ def main(argv=None):
     export = result.get("export") or {}
     best_acc, best_kb = bundle_int8_accuracy(export["bundle"], data)
     from edgecnn.bundle.manifest import load_manifest
-    from edgecnn.search.targets import HostTarget
+    from edgecnn.search.host_target import HostTarget
 
     manifest = load_manifest(export["bundle"])
     best_latency = HostTarget().measure(Path(export["bundle"]) / manifest["model"]["tflite"])["latency_ms"]

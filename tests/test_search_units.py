@@ -6,7 +6,7 @@ from types import SimpleNamespace
 import pytest
 
 from edgecnn.search import pareto
-from edgecnn.search.objective import should_prune
+from edgecnn.search.pruning import should_prune
 from edgecnn.search.space import SpaceError, available_bases, build_space, read_space_file, suggest, weights_file
 
 
@@ -108,20 +108,20 @@ def test_a_trial_that_never_beat_is_failed_and_the_search_goes_on(tmp_path):
     import threading
     import time
 
-    from edgecnn.search import study as study_mod
+    from edgecnn.search import storage as storage_mod, study as study_mod, workers
 
-    storage = study_mod.open_storage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat=1)
+    storage = storage_mod.open_storage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat=1)
     study = study_mod.open_study(storage, "s", {"space": 1}, study_mod.make_sampler("random", 2, 0))
     done = study.ask()
     study.tell(done, [0.9, 1.0, 100.0])
     dead = study.ask()  # the killed worker's trial
 
-    silent = study_mod.SilentTrials(study, storage)
+    silent = workers.SilentTrials(study, storage)
     assert silent.grace_s == 3 and silent.fail_dead() == 0  # first seen now: not yet
     assert study_mod.counts(study)["running"] == 1
 
     events = []
-    loop = threading.Thread(target=lambda: events.append(study_mod.run_workers_loop(
+    loop = threading.Thread(target=lambda: events.append(workers.run_workers_loop(
         study, 2, lambda trial: (0.8, 2.0, 200.0), log=lambda event, **info: events.append((event, info)),
         poll=0.2, storage=storage)), daemon=True)
     started = time.monotonic()
@@ -135,3 +135,24 @@ def test_a_trial_that_never_beat_is_failed_and_the_search_goes_on(tmp_path):
     assert frozen.state.name == "FAIL" and frozen.user_attrs["error"] == "its worker stopped before the first heartbeat"
     assert ("failed", {"trial": None, "error": "a RUNNING trial never recorded a heartbeat: its worker was stopped"}) \
         in events
+
+
+@pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
+def test_the_optuna_table_read_directly_is_still_there(tmp_path):
+    """storage.trials_with_heartbeat reads Optuna's heartbeat table with SQL (no public API tells whether
+    a trial ever beat). A fresh storage of the installed Optuna must have that table and its columns,
+    and the query must tell a trial that beat from one that did not: this fails when Optuna's schema
+    changes, before a search waits for ever on a dead trial."""
+    import sqlalchemy
+
+    from edgecnn.search import storage as storage_mod, study as study_mod
+
+    storage = storage_mod.open_storage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat=1)
+    columns = {c["name"] for c in sqlalchemy.inspect(storage.engine).get_columns(storage_mod.HEARTBEAT_TABLE)}
+    assert set(storage_mod.HEARTBEAT_COLUMNS) <= columns, columns
+    study = study_mod.open_study(storage, "s", {"space": 1}, study_mod.make_sampler("random", 2, 0))
+    study_id = storage.get_study_id_from_name("s")
+    beat, silent = (storage.get_trial_id_from_study_id_trial_number(study_id, study.ask().number) for _ in range(2))
+    storage.record_heartbeat(beat)
+    assert storage_mod.trials_with_heartbeat(storage, [beat, silent]) == {beat}
+    assert storage_mod.trials_with_heartbeat(storage, []) == set()

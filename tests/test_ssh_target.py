@@ -16,7 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from edgecnn.search.targets import SSHTarget, TargetError, make_target
+from edgecnn.search.ssh_target import SSHTarget
+from edgecnn.search.target_base import TargetError
+from edgecnn.search.targets import make_target
 
 SSHD = Path("/usr/sbin/sshd")
 

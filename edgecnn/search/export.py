@@ -9,33 +9,17 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from edgecnn.errors import EdgecnnError
+from edgecnn.search.trial_options import trial_options
 
 FULL_EPOCHS = {"epochs": 20, "fine_tune_epochs": 10}
 
 
 def finetune_options(config: dict, weights, overrides: Optional[dict] = None) -> dict:
-    """The trial's configuration as ``edgecnn.train.finetune.finetune`` options (full epoch counts)."""
-    from edgecnn.search.space import weights_dir
-
-    folder = weights_dir(weights)
-    opts = {"backbone": config["backbone"], "alpha": config["alpha"], "input_size": config["input_size"],
-            "lr": config["lr"], "balance": config.get("balance", "none"),
-            "augment": config.get("augment", "none") or "none", "batch_size": config.get("batch_size", 32)}
-    if folder is not None:
-        from edgecnn.search.space import weights_file
-
-        path = weights_file(folder, config["backbone"], config["alpha"], config["input_size"])
-        opts["weights"] = str(path) if path is not None else "imagenet"
-    else:
-        opts["weights"] = "none" if weights is None else str(weights)
-    unfreeze = int(config.get("unfreeze_top") or 0)
-    opts["epochs"] = max(int(config.get("epochs", 10)), FULL_EPOCHS["epochs"])
-    if unfreeze:
-        opts["unfreeze_top"] = unfreeze
-        opts["fine_tune_lr"] = config["fine_tune_lr"]
-        opts["fine_tune_epochs"] = max(int(config.get("fine_tune_epochs", 3)), FULL_EPOCHS["fine_tune_epochs"])
-    else:
-        opts["fine_tune_epochs"] = 0
+    """The trial's finetune options (the ones it trained with) at full epoch counts, then ``overrides``."""
+    opts = trial_options(config, weights)
+    opts["epochs"] = max(opts["epochs"], FULL_EPOCHS["epochs"])
+    if "unfreeze_top" in opts:
+        opts["fine_tune_epochs"] = max(opts["fine_tune_epochs"], FULL_EPOCHS["fine_tune_epochs"])
     opts.update(overrides or {})
     return opts
 

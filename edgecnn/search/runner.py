@@ -19,7 +19,7 @@ from typing import Callable, Optional, Union
 
 from edgecnn import atomic
 from edgecnn.errors import EdgecnnError
-from edgecnn.search import pareto, space as space_mod, study as study_mod
+from edgecnn.search import pareto, space as space_mod, storage as storage_mod, study as study_mod
 from edgecnn.search.targets import make_target
 
 TRIALS_FILE = "trials.json"
@@ -60,7 +60,7 @@ def search(data_dir, out, target: str = "host", max_latency_ms: float = 50.0, ma
         sampler: ``nsga2`` (default), ``tpe`` or ``random``; all respect the budget constraints.
         seed: the sampler's seed (None: random per worker; give each worker its own for a
             reproducible search). Trial ``n`` trains with seed ``n`` (plus ``seed`` when given).
-        prune_margin: head-phase accuracy gap that prunes a dominated trial (see objective).
+        prune_margin: head-phase accuracy gap that prunes a dominated trial (see pruning).
         heartbeat: seconds between heartbeats; a trial silent for 3 heartbeats is stale (FAIL).
         latency_stat: p50, p90, p99 or mean of the measured latencies (budgeted and optimized).
         ssh_key, ssh_options, remote_edgecnn, ssh_timeout: for ``ssh://`` targets.
@@ -88,10 +88,13 @@ def search(data_dir, out, target: str = "host", max_latency_ms: float = 50.0, ma
                       remote_edgecnn=remote_edgecnn, ssh_timeout=ssh_timeout, threads=threads)
     if hasattr(tgt, "check"):
         tgt.check()
-    url = study or study_mod.default_study_url(out)
-    storage = study_mod.open_storage(url, heartbeat)  # a bad URL fails before any data is scanned
+    url = study or storage_mod.default_study_url(out)
+    storage = storage_mod.open_storage(url, heartbeat)  # a bad URL fails before any data is scanned
 
-    from edgecnn.search.objective import Pruned, SearchData, TrialContext, run_trial, screen_bases
+    from edgecnn.search.objective import Pruned, TrialContext, run_trial
+    from edgecnn.search.screening import screen_bases
+    from edgecnn.search.trial_data import SearchData
+    from edgecnn.search.workers import run_workers_loop
 
     out.mkdir(parents=True, exist_ok=True)
     data = SearchData(data_dir, out / "cache", seed=0)
@@ -117,7 +120,7 @@ def search(data_dir, out, target: str = "host", max_latency_ms: float = 50.0, ma
     full_space = dict(full_space, bases=list(screening["kept"]))
     ctx.base_estimates = dict(screening.get("estimates") or {})
     budget = {"max_latency_ms": float(max_latency_ms), "max_size_kb": float(max_size_kb)}
-    optuna = study_mod._optuna()
+    optuna = storage_mod.load_optuna()
     before = study_mod.counts(the_study)
     if before["finished"]:
         say(f"resuming study '{study_name}': {before['finished']} trials already finished (--trials {trials})")
@@ -154,8 +157,7 @@ def search(data_dir, out, target: str = "host", max_latency_ms: float = 50.0, ma
         say(f"trial {c['finished']} of {trials} (#{trial.number}, {a.get('base')}): {what}; "
             f"{info.get('seconds', 0):.1f} s; {best_txt}")
 
-    counts = study_mod.run_workers_loop(the_study, trials, run_one, log=log, poll=min(2.0, heartbeat / 2),
-                                         storage=storage)
+    counts = run_workers_loop(the_study, trials, run_one, log=log, poll=min(2.0, heartbeat / 2), storage=storage)
     result = write_outputs(the_study, out, budget, settings, url, trials)
     result["counts"] = counts
     result["seconds"] = time.time() - t_start
@@ -199,7 +201,7 @@ def write_outputs(the_study, out, budget, settings, url, trials) -> dict:
     b = pareto.best(finished)
     kinds = sorted({r.get("latency_kind") for r in finished if r.get("latency_kind")})
     summary = {
-        "study": study_mod._safe(url),
+        "study": storage_mod.safe_url(url),
         "study_name": the_study.study_name,
         "trials_requested": trials,
         "budget": budget,
@@ -239,13 +241,13 @@ def _brief(r) -> dict:
 
 def report(out, study: Optional[str] = None, study_name: str = study_mod.DEFAULT_STUDY_NAME) -> dict:
     """Rebuild trials.json / pareto.png / report.html from an existing study (no training)."""
-    url = study or study_mod.default_study_url(out)
-    storage = study_mod.open_storage(url)
-    optuna = study_mod._optuna()
+    url = study or storage_mod.default_study_url(out)
+    storage = storage_mod.open_storage(url)
+    optuna = storage_mod.load_optuna()
     try:
         the_study = optuna.load_study(study_name=study_name, storage=storage)
     except KeyError:
-        raise EdgecnnError(f"no study '{study_name}' in '{study_mod._safe(url)}'.") from None
+        raise EdgecnnError(f"no study '{study_name}' in '{storage_mod.safe_url(url)}'.") from None
     settings = the_study.user_attrs.get("settings", {})
     budget = {"max_latency_ms": settings.get("max_latency_ms", 0), "max_size_kb": settings.get("max_size_kb", 0)}
     result = write_outputs(the_study, out, budget, settings, url, len(the_study.trials))

@@ -2,7 +2,8 @@
 
 Both fit with the EpochTracker (selection, early stopping, best weights). Phase 2 also checkpoints
 with keras' BackupAndRestore under .progress/phase2, so a killed run resumes mid-phase; phase 1
-takes seconds on cached features and is simply rerun when it was killed.
+takes seconds on cached features and is simply rerun when it was killed. ``edgecnn search`` trials
+run the same phases with ``ctx.progress = None``: no RUN_DIR, no checkpoints.
 """
 
 import numpy as np
@@ -93,8 +94,10 @@ def fine_tune(ctx, model, config, images, y, augmenter):
     x, yb, class_weight = pipeline.balance(images["train"], y["train"], a["balance"], ctx.num_classes, a["seed"])
     dataset = pipeline.train_dataset(x, yb, a["batch_size"], a["seed"] + 1, augmenter)
     val = pipeline.eval_dataset(images["val"], a["batch_size"])
+    # A search trial has no RUN_DIR (ctx.progress None): its tracker stays in memory, nothing is checkpointed.
+    state_dir = None if ctx.progress is None else ctx.progress / "phase2"
     tracker = EpochTracker(lambda: model.predict(val, verbose=0), y["val"], ctx.labels, a["select_by"],
-                           a["patience"], ctx.progress / "phase2", 2, ctx.log, ctx.strategy)
-    _fit(model, dataset, a["fine_tune_epochs"], class_weight, tracker, ctx.progress / "phase2" / "backup",
-         ctx.verbose)
+                           a["patience"], state_dir, 2, ctx.log, ctx.strategy)
+    backup = None if state_dir is None else state_dir / "backup"
+    _fit(model, dataset, a["fine_tune_epochs"], class_weight, tracker, backup, ctx.verbose)
     return tracker, info

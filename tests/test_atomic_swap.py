@@ -15,6 +15,8 @@ from edgecnn import atomic
 from cli_helpers import EDGECNN
 from train_helpers import ROOT
 
+pytestmark = pytest.mark.slow  # trains a model or runs the CLI in subprocesses (make test-fast skips it)
+
 
 def _mode(path):
     return stat.S_IMODE(os.stat(path).st_mode)

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 
 from edgecnn.cli import cli
 
-pytestmark = pytest.mark.shared
+pytestmark = [pytest.mark.shared, pytest.mark.slow]
 
 
 def board_labels(bundle, folder, events):

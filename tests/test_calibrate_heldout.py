@@ -11,6 +11,8 @@ from click.testing import CliRunner
 from edgecnn.evaluation.confidence import cross_validate, fit_temperature, stratified_folds, thresholds_for_precision
 from edgecnn.metrics import softmax
 
+pytestmark = pytest.mark.slow  # trains a model or runs the CLI in subprocesses (make test-fast skips it)
+
 
 def overconfident(n, seed, sharpness=4.0):
     rng = np.random.default_rng(seed)

@@ -7,6 +7,9 @@ import sys
 from cli_helpers import edgecnn
 
 from edgecnn.native_log import is_noise, quiet_native_stderr, replay
+import pytest
+
+pytestmark = pytest.mark.slow  # trains a model or runs the CLI in subprocesses (make test-fast skips it)
 
 # Lines a user saw on every run before (issue 12), each as the program printed it.
 NOISE_LINES = [

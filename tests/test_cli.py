@@ -8,6 +8,8 @@ from click.testing import CliRunner
 from train_helpers import TINY_RUN_OPTIONS, finetune_flags
 from edgecnn.cli import COMMANDS, cli
 
+pytestmark = pytest.mark.slow  # trains a model or runs the CLI in subprocesses (make test-fast skips it)
+
 
 def invoke(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])

@@ -10,6 +10,8 @@ from click.testing import CliRunner
 from edgecnn.bundle.manifest import load_golden, model_path, update_manifest, verify_bundle
 from edgecnn.cli import cli
 
+pytestmark = pytest.mark.slow  # trains a model or runs the CLI in subprocesses (make test-fast skips it)
+
 
 def invoke(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])

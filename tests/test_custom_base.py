@@ -5,6 +5,8 @@ import pytest
 
 from cli_helpers import assert_user_error, edgecnn
 
+pytestmark = pytest.mark.slow  # trains a model or runs the CLI in subprocesses (make test-fast skips it)
+
 TRAIN = ["--epochs", "2", "--fine-tune-epochs", "1", "--batch-size", "16", "--patience", "3"]
 
 

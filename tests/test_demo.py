@@ -10,6 +10,8 @@ from cli_helpers import assert_user_error, edgecnn
 from edgecnn.demo.trip import fail, format_result, run_demo
 from edgecnn.errors import RunError
 
+pytestmark = pytest.mark.slow  # trains a model or runs the CLI in subprocesses (make test-fast skips it)
+
 NOISE = ["absl::InitializeLog", "oneDNN", "cudart_stub", "cuInit", "use_unbounded_threadpool", "fully_quantize",
          "XNNPACK"]
 

@@ -20,6 +20,8 @@ import pytest
 from cli_helpers import EDGECNN, assert_user_error, edgecnn
 from train_helpers import ROOT, finetune_flags
 
+pytestmark = pytest.mark.slow  # trains a model or runs the CLI in subprocesses (make test-fast skips it)
+
 MICRO = dict(epochs=2, fine_tune_epochs=30, batch_size=16, lr=3e-3, fine_tune_lr=1e-3, patience=30, seed=0)
 
 

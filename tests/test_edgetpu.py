@@ -19,6 +19,8 @@ from edgecnn.cli import cli
 from edgecnn.converters.edgetpu import INSTALL_STEPS, check_compatibility, parse_compiler_log, run_compiler
 from edgecnn.errors import ConversionError
 
+pytestmark = pytest.mark.slow  # trains a model or runs the CLI in subprocesses (make test-fast skips it)
+
 QUANT = ["mobilenet_v1_0.25_128_quant", "mobilenet_v1_0.5_160_quant", "mobilenet_v2_1.0_224_quant",
          "tf2_mobilenet_v2_1.0_224_ptq"]
 TWINS = ["mobilenet_v1_0.25_128_quant", "mobilenet_v1_0.5_160_quant"]  # the *_edgetpu.tflite shared has

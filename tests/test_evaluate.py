@@ -9,6 +9,8 @@ from edgecnn.bundle.manifest import verify_bundle
 from edgecnn.cli import cli
 from evaluate_helpers import build
 
+pytestmark = pytest.mark.slow  # trains a model or runs the CLI in subprocesses (make test-fast skips it)
+
 
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, demo_data):

@@ -5,6 +5,9 @@ import shutil
 from click.testing import CliRunner
 
 from edgecnn.cli import cli
+import pytest
+
+pytestmark = pytest.mark.slow  # trains a model or runs the CLI in subprocesses (make test-fast skips it)
 
 
 def test_strict_finetune_refuses_leaky_splits(tmp_path, demo_data):

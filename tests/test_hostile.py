@@ -14,6 +14,8 @@ import pytest
 
 from cli_helpers import assert_user_error, edgecnn, edgecnn_in_process
 
+pytestmark = pytest.mark.slow  # trains a model or runs the CLI in subprocesses (make test-fast skips it)
+
 MICRO = ["--backbone", "mobilenet_v1", "--alpha", "0.25", "--input-size", "32", "--weights", "none", "--epochs", "1",
          "--fine-tune-epochs", "0"]
 

@@ -4,6 +4,9 @@ the same keys and the same defaults."""
 
 from edgecnn.bundle.manifest import verify_bundle
 from edgecnn.bundle.model import DEFAULT_RESIZE, ModelSpec
+import pytest
+
+pytestmark = pytest.mark.slow  # trains a model or runs the CLI in subprocesses (make test-fast skips it)
 
 
 def test_convert_wrap_and_search_export_write_the_same_model_section(tmp_path, demo_data, tiny_bundle):

@@ -15,6 +15,8 @@ from click.testing import CliRunner
 
 from edgecnn.cli import cli
 
+pytestmark = pytest.mark.slow  # trains a model or runs the CLI in subprocesses (make test-fast skips it)
+
 
 def invoke(*args):
     return CliRunner().invoke(cli, [str(a) for a in args])

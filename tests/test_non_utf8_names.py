@@ -11,6 +11,8 @@ import pytest
 from cli_helpers import assert_user_error, edgecnn
 from train_helpers import finetune_flags
 
+pytestmark = pytest.mark.slow  # trains a model or runs the CLI in subprocesses (make test-fast skips it)
+
 MICRO = dict(backbone="mobilenet_v1", alpha=0.25, input_size=32, weights="none", epochs=1, fine_tune_epochs=0,
              batch_size=16, patience=2, seed=0)
 

@@ -8,6 +8,8 @@ from click.testing import CliRunner
 
 from edgecnn.cli import cli
 
+pytestmark = pytest.mark.slow  # trains a model or runs the CLI in subprocesses (make test-fast skips it)
+
 
 def _pre_activation(model, name, x):
     """The layer's kernel (and bias) applied to its input, before any activation."""

@@ -9,6 +9,8 @@ from click.testing import CliRunner
 
 from edgecnn.cli import cli
 
+pytestmark = pytest.mark.slow  # trains a model or runs the CLI in subprocesses (make test-fast skips it)
+
 
 @pytest.fixture(scope="session")
 def qat_run_dir(mini_run, tmp_path_factory):

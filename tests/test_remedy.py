@@ -5,6 +5,8 @@ import pytest
 
 from evaluate_helpers import SIZE, build
 
+pytestmark = pytest.mark.slow  # trains a model or runs the CLI in subprocesses (make test-fast skips it)
+
 
 @pytest.fixture(scope="module")
 def broken(tmp_path_factory, demo_data):

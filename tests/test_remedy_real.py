@@ -9,7 +9,7 @@ from click.testing import CliRunner
 
 from edgecnn.cli import cli
 
-pytestmark = pytest.mark.shared
+pytestmark = [pytest.mark.shared, pytest.mark.slow]
 
 
 def test_max_drop_keeps_the_bias_corrected_int8_and_prints_each_attempt(hymenoptera_run, tmp_path):

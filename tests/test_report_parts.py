@@ -6,6 +6,9 @@ import shutil
 
 import numpy as np
 from cli_helpers import edgecnn
+import pytest
+
+pytestmark = pytest.mark.slow  # trains a model or runs the CLI in subprocesses (make test-fast skips it)
 
 LABELS = ["circle", "square", "stripes", "triangle"]
 

@@ -18,6 +18,8 @@ from click.testing import CliRunner
 
 from edgecnn.cli import cli
 
+pytestmark = pytest.mark.slow  # trains a model or runs the CLI in subprocesses (make test-fast skips it)
+
 EDGECNN = str(Path(sys.executable).with_name("edgecnn"))
 # A small space: two widths of MobileNet v1 at 96 px (random weights: no download, no ../shared).
 # At 700 KB the 0.5 width busts the size budget and is rejected before training.

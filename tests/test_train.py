@@ -16,6 +16,8 @@ from edgecnn.errors import RunError
 from edgecnn.train import options as opts
 from edgecnn.train.pipeline import class_weights, oversample_indices
 
+pytestmark = pytest.mark.slow  # trains a model or runs the CLI in subprocesses (make test-fast skips it)
+
 # The mechanics tests (seeds, resume, strategies) use a tiny custom base (--base PATH) at 32 px:
 # the same code path as a backbone, at a fraction of the cost.
 MICRO = dict(epochs=2, fine_tune_epochs=2, batch_size=16, lr=3e-3, fine_tune_lr=1e-3, patience=5, seed=0)

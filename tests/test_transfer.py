@@ -6,7 +6,7 @@ import pytest
 
 from edgecnn.run import load_run
 
-pytestmark = pytest.mark.shared
+pytestmark = [pytest.mark.shared, pytest.mark.slow]
 
 
 def test_pretrained_head_reaches_085_on_hymenoptera(hymenoptera_run):

@@ -31,14 +31,15 @@ $(VENV)/.installed: pyproject.toml
 $(BOARD_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(BOARD_VENV)
 	$(BOARD_PY) -m pip install -q --upgrade pip
-	$(QUIET_BUILD) $(BOARD_PY) -m pip install -q -e ".[device-tflite]" "pytest==9.2.0" "hypothesis==6.170.15"
+	$(QUIET_BUILD) $(BOARD_PY) -m pip install -q -e ".[device-tflite]" "pytest==9.2.0" "pytest-xdist==3.8.0" "hypothesis==6.170.15"
 	touch $@
 
 venv: $(VENV)/.installed
 board-venv: $(BOARD_VENV)/.installed
 
+DEMO_OUT ?= demo_out
 demo: venv
-	$(VENV)/bin/edgecnn demo --out demo_out
+	$(VENV)/bin/edgecnn demo --out $(DEMO_OUT)
 
 test: lint-imports test-main test-board
 
@@ -88,7 +89,8 @@ sshd:
 
 # Device tests again under tflite-runtime and numpy 1, as on the board.
 test-board: board-venv
-	EDGECNN_BOARD_VENV=1 $(BOARD_PY) -m pytest -q -p no:cacheprovider tests/device $(PYTEST_ARGS)
+	EDGECNN_BOARD_VENV=1 $(BOARD_PY) -m pytest -q -p no:cacheprovider -n $(JOBS) --dist loadfile -m "not serial" tests/device $(PYTEST_ARGS)
+	EDGECNN_BOARD_VENV=1 $(BOARD_PY) -m pytest -q -p no:cacheprovider -m serial tests/device $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 # The board stack on aarch64, the CPU of a Raspberry Pi: a cached Debian bookworm arm64 root under
 # qemu-user, both board extras from aarch64 wheels, tests/device in each, bundles converted here

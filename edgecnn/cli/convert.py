@@ -1,4 +1,4 @@
-"""``edgecnn convert RUN_DIR --int8 --out BUNDLE_DIR``: a thin wrapper around converters.bundle_writer."""
+"""``edgecnn convert RUN_DIR --int8 --out BUNDLE_DIR``: a thin wrapper around edgecnn.compress.convert.convert_run."""
 
 import click
 

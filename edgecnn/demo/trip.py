@@ -18,6 +18,7 @@ import time
 import traceback
 from pathlib import Path
 
+from edgecnn.demo.convert_steps import convert_step, prune_step  # light: no TensorFlow at import
 from edgecnn.errors import DataError, EdgecnnError
 
 # 150 images per class: with 20% test and 20% val each held-out split has 120 images, so one
@@ -94,9 +95,6 @@ def board_demo_step(ctx) -> str:
     ctx["board"] = result
     return format_demo(result)
 
-
-# Compression and conversion steps live with the converters (light: no TensorFlow at import).
-from edgecnn.demo.convert_steps import convert_step, prune_step  # noqa: E402
 
 STEPS = [("data", data_step), ("finetune", finetune_step), ("convert", convert_step),
          ("evaluate", evaluate_demo_step), ("board", board_demo_step), ("prune", prune_step)]

@@ -97,138 +97,174 @@ def remedy_convert(model, representative: np.ndarray, val_x: np.ndarray, val_y: 
         ``flip_pct`` and ``flip_images`` (top-1 changes against the float model on val and
         ``fidelity_x``), ``within``, ``chosen``, optionally ``error``, ``skipped`` or ``worse_than_ptq``.
     """
-    from edgecnn.converters.tflite import convert_model, predict_tflite
-    from edgecnn.models.classifier import keras_probs
-
     if len(val_y) == 0:
         raise ConversionError("--max-drop measures the drop on validation images; the run has none.")
-    float_probs = keras_probs(model, val_x) if float_probs is None else float_probs
-    float_acc = _accuracy(float_probs, val_y)
-    if fidelity_x is None:  # mirrored val images: unseen views as hard as val itself
-        fidelity_x = np.concatenate([np.asarray(representative), np.asarray(val_x)[:, :, ::-1]])
-    reference = np.concatenate([float_probs, keras_probs(model, fidelity_x)]) if len(fidelity_x) else float_probs
-    attempts, contents, masks, kept = [], {}, {}, {}
+    ladder = _Ladder(model, representative, val_x, val_y, max_drop, max_flips, io, float_probs, fidelity_x, log)
+    _ptq_rungs(ladder, bias_correction)
+    if ladder.done():
+        return ladder.result()
+    worst = _float_layer_rungs(ladder, debug_images, edgetpu)
+    if not ladder.done():
+        _qat_rung(ladder, qat, qat_skip)
+    if not ladder.done():
+        _float16_rung(ladder, edgetpu)
+    return ladder.result(worst)
 
-    def limits():
-        return (f"limits --max-drop {'-' if max_drop is None else max_drop}, "
-                f"--max-flips {'-' if max_flips is None else max_flips}")
 
-    def measure(name, method, content, float_layers=(), quantization="int8"):
-        probs = predict_tflite(content, val_x)
-        outputs = np.concatenate([probs, predict_tflite(content, fidelity_x)]) if len(fidelity_x) else probs
-        acc = _accuracy(probs, val_y)
-        mask = criteria.flipped(reference, outputs)
+class _Ladder:
+    """The ladder's state: the float model's reference outputs, every attempt, and the model kept so far."""
+
+    def __init__(self, model, representative, val_x, val_y, max_drop, max_flips, io, float_probs, fidelity_x, log):
+        from edgecnn.models.classifier import keras_probs
+
+        self.model, self.representative, self.val_x, self.val_y = model, representative, val_x, val_y
+        self.max_drop, self.max_flips, self.io, self.log = max_drop, max_flips, io, log
+        float_probs = keras_probs(model, val_x) if float_probs is None else float_probs
+        self.float_acc = _accuracy(float_probs, val_y)
+        if fidelity_x is None:  # mirrored val images: unseen views as hard as val itself
+            fidelity_x = np.concatenate([np.asarray(representative), np.asarray(val_x)[:, :, ::-1]])
+        self.fidelity_x = fidelity_x
+        self.reference = np.concatenate([float_probs, keras_probs(model, fidelity_x)]) if len(fidelity_x) \
+            else float_probs
+        self.attempts, self.contents, self.masks, self.best = [], {}, {}, None
+        self._float16 = None
+
+    def int8(self, model) -> bytes:
+        """``model`` as full-integer PTQ (with the ladder's calibration images and I/O type)."""
+        from edgecnn.converters.tflite import convert_model
+
+        return convert_model(model, "int8", self.representative, io=self.io)
+
+    def float16_bytes(self) -> bytes:
+        """The float16 model, converted once, when first needed."""
+        from edgecnn.converters.tflite import convert_model
+
+        if self._float16 is None:
+            self._float16 = convert_model(self.model, "float16")
+        return self._float16
+
+    def limits(self) -> str:
+        return (f"limits --max-drop {'-' if self.max_drop is None else self.max_drop}, "
+                f"--max-flips {'-' if self.max_flips is None else self.max_flips}")
+
+    def measure(self, name, method, content, float_layers=(), quantization="int8") -> dict:
+        """Run ``content`` on val and the fidelity images; record (and print) the attempt's figures."""
+        from edgecnn.converters.tflite import predict_tflite
+
+        probs = predict_tflite(content, self.val_x)
+        outputs = np.concatenate([probs, predict_tflite(content, self.fidelity_x)]) if len(self.fidelity_x) else probs
+        acc = _accuracy(probs, self.val_y)
+        mask = criteria.flipped(self.reference, outputs)
         attempt = {"name": name, "method": method, "quantization": quantization, "float_layers": list(float_layers),
-                   "bytes": len(content), "accuracy": acc, "drop_pp": criteria.drop_pp(float_acc, acc),
+                   "bytes": len(content), "accuracy": acc, "drop_pp": criteria.drop_pp(self.float_acc, acc),
                    "flips": int(mask.sum()), "flip_pct": round(100.0 * float(mask.mean()), 4),
                    "flip_images": int(mask.size)}
-        attempt["within"] = not criteria.failures(name, attempt["drop_pp"], attempt["flip_pct"], max_drop, max_flips)
-        attempts.append(attempt)
-        contents[name], masks[name] = content, mask
-        log(f"{name}: top-1 {acc:.4f} on {len(val_y)} val images (drop {attempt['drop_pp']:.2f} pp), top-1 changed "
-            f"on {attempt['flips']} of {mask.size} images ({attempt['flip_pct']:.2f}%), {len(content)} bytes: "
-            f"{'within' if attempt['within'] else 'over'} ({limits()})")
+        attempt["within"] = not criteria.failures(name, attempt["drop_pp"], attempt["flip_pct"], self.max_drop,
+                                                  self.max_flips)
+        self.attempts.append(attempt)
+        self.contents[name], self.masks[name] = content, mask
+        self.log(f"{name}: top-1 {acc:.4f} on {len(self.val_y)} val images (drop {attempt['drop_pp']:.2f} pp), top-1 "
+                 f"changed on {attempt['flips']} of {mask.size} images ({attempt['flip_pct']:.2f}%), {len(content)} "
+                 f"bytes: {'within' if attempt['within'] else 'over'} ({self.limits()})")
         return attempt
 
-    def consider(attempt):
+    def consider(self, attempt):
         """Keep ``attempt`` if it is the first, or better than the kept one beyond the noise."""
-        current = kept.get("best")
-        if attempt.get("worse_than_ptq") or attempt["name"] not in contents:
+        current = self.best
+        if attempt.get("worse_than_ptq") or attempt["name"] not in self.contents:
             return
         if current is None or (attempt["drop_pp"] <= current["drop_pp"] and
-                               criteria.better_beyond_noise(masks[attempt["name"]], masks[current["name"]])):
-            kept["best"] = attempt
+                               criteria.better_beyond_noise(self.masks[attempt["name"]], self.masks[current["name"]])):
+            self.best = attempt
 
-    def done():
-        return kept.get("best") is not None and kept["best"]["within"]
+    def done(self) -> bool:
+        return self.best is not None and self.best["within"]
 
+    def result(self, worst=None) -> dict:
+        return _result(self.attempts, self.contents, self.best, self.float_acc, worst)
+
+
+def _ptq_rungs(ladder: _Ladder, bias_correction: bool):
+    """Rungs 1 and 2: bias-corrected and plain PTQ, in the order ``bias_correction`` says."""
     from edgecnn.converters.bias_correction import bias_correct
 
-    def plain():
-        return convert_model(model, "int8", representative, io=io)
-
-    def corrected():
-        return convert_model(bias_correct(model, representative)[0], "int8", representative, io=io)
-
-    first = [("ptq_bias_corrected", "full-integer PTQ after bias correction of the int8 weight rounding", corrected),
-             ("ptq", "full-integer post-training quantization", plain)]
+    first = [("ptq_bias_corrected", "full-integer PTQ after bias correction of the int8 weight rounding",
+              lambda: ladder.int8(bias_correct(ladder.model, ladder.representative)[0])),
+             ("ptq", "full-integer post-training quantization", lambda: ladder.int8(ladder.model))]
     if not bias_correction:
         first.reverse()
     for name, method, make in first:
-        consider(measure(name, method, make()))
-        if done():
-            return _result(attempts, contents, kept["best"], float_acc)
-    ptq_accuracy = next(a["accuracy"] for a in attempts if a["name"] == "ptq")
-    f16 = []
-
-    def float16_bytes() -> bytes:  # converted once, when first needed
-        if not f16:
-            f16.append(convert_model(model, "float16"))
-        return f16[0]
-
-    worst = _float_layer_rungs(model, representative, debug_images, edgetpu, io, attempts, measure, consider, done,
-                               float16_bytes, log)
-    if done():
-        return _result(attempts, contents, kept["best"], float_acc, worst)
-    if qat is None or qat_skip:
-        attempts.append({"name": "qat", "method": "quantization-aware training", "within": False,
-                         "skipped": qat_skip or "no QAT trainer for this run (it needs the run's train split)"})
-    else:
-        try:
-            log("qat: quantization-aware training (ranges from float statistics, BatchNorm folded and frozen)")
-            attempt = measure("qat", "quantization-aware training", convert_model(qat(model), "int8", representative,
-                                                                                   io=io))
-            attempt["worse_than_ptq"] = attempt["accuracy"] < ptq_accuracy
-            if attempt["worse_than_ptq"]:
-                attempt["within"] = False
-                log(f"qat: WORSE than plain PTQ on val ({attempt['accuracy']:.4f} < {ptq_accuracy:.4f}): never chosen")
-            consider(attempt)
-        except Exception as exc:  # QAT is a late rung: record why it failed and keep the best so far
-            attempts.append({"name": "qat", "method": "quantization-aware training", "within": False,
-                             "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__})
-    if done():
-        return _result(attempts, contents, kept["best"], float_acc, worst)
-    if edgetpu:
-        attempts.append({"name": "float16", "method": "float16 weights", "within": False,
-                         "skipped": "the Edge TPU runs integer models only"})
-    else:
-        consider(measure("float16", "float16 weights (no integer model was within the limits)", float16_bytes(),
-                         quantization="float16"))
-    return _result(attempts, contents, kept["best"], float_acc, worst)
+        ladder.consider(ladder.measure(name, method, make()))
+        if ladder.done():
+            return
 
 
-def _float_layer_rungs(model, representative, debug_images, edgetpu, io, attempts, measure, consider, done,
-                       float16_bytes, log):
+def _float_layer_rungs(ladder: _Ladder, debug_images, edgetpu: bool):
     """Rung 3: the worst layers kept in float, until one is within. Returns the worst layers."""
     from edgecnn.converters.debugger import LayerDebugger
 
+    model, representative = ladder.model, ladder.representative
     # These rungs start from the uncorrected model: a correction made for a layer's rounded
     # weights is wrong once that layer runs in float (a crushed layer's correction is large).
     dbg = LayerDebugger(model, representative, debug_images if debug_images is not None else representative[:32])
     layers = dbg.layer_errors()
     worst = dbg.worst_layers(max(FLOAT_LAYER_STEPS))
-    log("worst layers: " + ", ".join(f"{w['layer']} ({w['relative_rmse']:.3f})" for w in worst[:4]))
-    int8_bytes = min(a["bytes"] for a in attempts if "bytes" in a)
+    ladder.log("worst layers: " + ", ".join(f"{w['layer']} ({w['relative_rmse']:.3f})" for w in worst[:4]))
+    int8_bytes = min(a["bytes"] for a in ladder.attempts if "bytes" in a)
     for kind, denylist in candidate_denylists(layers, worst, edgetpu):
         name = f"ptq_{kind}"
         names = [layer["layer"] for layer in denylist]
         # float32 weights take 3 more bytes each than int8 ones
         estimate = int8_bytes + 3 * sum(_params(model, n) for n in set(names))
-        if not edgetpu and estimate > len(float16_bytes()):
-            attempts.append({"name": name, "method": "selective quantization", "within": False, "float_layers": names,
-                             "skipped": f"about {estimate} bytes, larger than the float16 model "
-                                        f"({len(float16_bytes())} bytes)"})
-            log(f"{name}: skipped, larger than the float16 model")
+        if not edgetpu and estimate > len(ladder.float16_bytes()):
+            ladder.attempts.append({"name": name, "method": "selective quantization", "within": False,
+                                    "float_layers": names,
+                                    "skipped": f"about {estimate} bytes, larger than the float16 model "
+                                               f"({len(ladder.float16_bytes())} bytes)"})
+            ladder.log(f"{name}: skipped, larger than the float16 model")
             continue
         try:
-            content = dbg.quantize([layer["node"] for layer in denylist], io_type=io)
+            content = dbg.quantize([layer["node"] for layer in denylist], io_type=ladder.io)
         except ConversionError as exc:
-            attempts.append({"name": name, "method": "selective quantization", "error": str(exc), "within": False})
+            ladder.attempts.append({"name": name, "method": "selective quantization", "error": str(exc),
+                                    "within": False})
             continue
-        consider(measure(name, "selective quantization (QuantizationDebugger denylisted_nodes)", content, names))
-        if done():
+        ladder.consider(ladder.measure(name, "selective quantization (QuantizationDebugger denylisted_nodes)",
+                                       content, names))
+        if ladder.done():
             break
     return worst
+
+
+def _qat_rung(ladder: _Ladder, qat: Optional[Callable], qat_skip: Optional[str]):
+    """Rung 4: quantization-aware training; never chosen when its int8 val accuracy is below plain PTQ's."""
+    if qat is None or qat_skip:
+        ladder.attempts.append({"name": "qat", "method": "quantization-aware training", "within": False,
+                                "skipped": qat_skip or "no QAT trainer for this run (it needs the run's train split)"})
+        return
+    ptq_accuracy = next(a["accuracy"] for a in ladder.attempts if a["name"] == "ptq")
+    try:
+        ladder.log("qat: quantization-aware training (ranges from float statistics, BatchNorm folded and frozen)")
+        attempt = ladder.measure("qat", "quantization-aware training", ladder.int8(qat(ladder.model)))
+        attempt["worse_than_ptq"] = attempt["accuracy"] < ptq_accuracy
+        if attempt["worse_than_ptq"]:
+            attempt["within"] = False
+            ladder.log(f"qat: WORSE than plain PTQ on val ({attempt['accuracy']:.4f} < {ptq_accuracy:.4f}): "
+                       "never chosen")
+        ladder.consider(attempt)
+    except Exception as exc:  # QAT is a late rung: record why it failed and keep the best so far
+        ladder.attempts.append({"name": "qat", "method": "quantization-aware training", "within": False,
+                                "error": str(exc).splitlines()[0] if str(exc) else type(exc).__name__})
+
+
+def _float16_rung(ladder: _Ladder, edgetpu: bool):
+    """Rung 5: float16 weights (never for the Edge TPU, which runs integer models only)."""
+    if edgetpu:
+        ladder.attempts.append({"name": "float16", "method": "float16 weights", "within": False,
+                                "skipped": "the Edge TPU runs integer models only"})
+    else:
+        ladder.consider(ladder.measure("float16", "float16 weights (no integer model was within the limits)",
+                                       ladder.float16_bytes(), quantization="float16"))
 
 
 def _params(model, layer_name: str) -> int:

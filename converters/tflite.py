@@ -10,7 +10,6 @@ from typing import Iterable, Optional
 
 import numpy as np
 
-from edgecnn.bundle.model import DEFAULT_RESIZE
 from edgecnn.converters.flatbuffer import TFLiteModel, float_ops, read_tflite
 from edgecnn.errors import ConversionError, require
 
@@ -155,41 +154,26 @@ def describe(fb: TFLiteModel) -> dict:
 
 
 def make_interpreter(content: bytes, num_threads: Optional[int] = None):
-    """A LiteRT interpreter for ``content`` with tensors allocated."""
-    litert = require("ai_edge_litert.interpreter", "train-cpu")
-    from edgecnn.native_log import quiet_native_stderr
+    """A LiteRT interpreter for ``content`` with tensors allocated: the board's loader
+    (:func:`edgecnn.devices.backends.load_interpreter`) on the workstation's interpreter."""
+    from edgecnn.devices.backends import load_interpreter
 
-    interp = litert.Interpreter(model_content=content, num_threads=num_threads)
-    with quiet_native_stderr():  # LiteRT announces its XNNPACK delegate on fd 2
-        interp.allocate_tensors()
-    return interp
+    require("ai_edge_litert.interpreter", "train-cpu")  # the workstation's extra, named when LiteRT is missing
+    return load_interpreter(content, "litert", num_threads, name="the converted model")[0]
 
 
 def predict_tflite(content_or_interp, images: Iterable[np.ndarray], num_threads: Optional[int] = None) -> np.ndarray:
     """Dequantized output scores (N×classes float32) of a .tflite model on resized uint8 RGB images.
 
-    Inputs are built with ``devices.preprocess.to_input_tensor`` (scale and zero point read from the
-    model, DESIGN rule 6), exactly as the board does.
+    The board's predict loop (:func:`edgecnn.devices.backends.predict`: inputs built by
+    ``devices.preprocess.to_input_tensor`` with the model's scale and zero point, DESIGN rule 6).
     """
-    from edgecnn.devices.preprocess import to_input_tensor
+    from edgecnn.devices.backends import predict
 
     interp = content_or_interp
     if isinstance(interp, (bytes, bytearray)):
         interp = make_interpreter(bytes(interp), num_threads)
-    inp = interp.get_input_details()[0]
-    out = interp.get_output_details()[0]
-    size = tuple(int(d) for d in inp["shape"][1:3])
-    scale, zero = inp["quantization"]
-    out_scale, out_zero = out["quantization"]
-    scores = []
-    for image in images:
-        interp.set_tensor(inp["index"], to_input_tensor(image, size, DEFAULT_RESIZE, inp["dtype"], scale, zero))
-        interp.invoke()
-        raw = interp.get_tensor(out["index"])[0]
-        if np.dtype(out["dtype"]).kind in "iu" and out_scale:
-            raw = (raw.astype(np.float32) - out_zero) * np.float32(out_scale)
-        scores.append(raw.astype(np.float32))
-    return np.stack(scores) if scores else np.zeros((0, int(out["shape"][-1])), np.float32)
+    return predict(interp, images)
 
 
 def output_atol(content: bytes) -> float:

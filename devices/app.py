@@ -1,9 +1,10 @@
 """The run loop: frame source -> capture thread -> engine -> decision -> events, review, status.
 
-:func:`run` is ``edgecnn run BUNDLE`` as a Python function. It returns a summary when the source
-ends (replay, or ``exit_on_source_end``), after ``max_frames`` / ``duration_s``, or on SIGTERM or
-SIGINT. Status events (``degraded``, ``source_lost``, ``bundle_rejected``...) go to the same
-event stream as the per-frame events.
+:func:`run` is ``edgecnn run BUNDLE`` as a Python function, configured by a
+:class:`~edgecnn.devices.options.RunOptions` (or keyword arguments of the same names). It returns a
+summary when the source ends (replay, or ``exit_on_source_end``), after ``max_frames`` /
+``duration_s``, or on SIGTERM or SIGINT. Status events (``degraded``, ``source_lost``,
+``bundle_rejected``...) go to the same event stream as the per-frame events.
 """
 
 import logging
@@ -15,6 +16,7 @@ from edgecnn.devices.capture import Capture
 from edgecnn.devices.engine import Engine, release_memory
 from edgecnn.devices.events import EventWriter, frame_event
 from edgecnn.devices.notify import Notifier
+from edgecnn.devices.options import RunOptions
 from edgecnn.devices.sources import open_source, source_kind
 from edgecnn.devices.status_http import Stats
 from edgecnn.errors import DeviceError
@@ -51,164 +53,189 @@ def _overlay(image, event):
     return out
 
 
-def run(bundle_dir, source, backend="auto", threads=None, edgetpu=False, mode="auto", events=None,
-        events_max_mb=10.0, events_backups=3, review_dir=None, review_quota_mb=100.0, show=False,
-        http_port=None, http_host="127.0.0.1", exit_on_source_end=False, max_frames=None, duration_s=None,
-        watch_bundle=False, watch_interval_s=2.0, stall_s=5.0, repeat_limit=100, tpu_retry_s=60.0,
-        invoke_limit_s=5.0, stop_event=None, install_signals=True, event_stream=None) -> dict:
+def run(bundle_dir, source, options: RunOptions = None, **overrides) -> dict:
     """Classify frames from ``source`` with the bundle until stopped; return a summary dict.
 
     Args:
         bundle_dir: the bundle folder (sha256 checked before anything runs).
         source: camera index, video file, RTSP/HTTP URL, image folder, or ``picamera2``; or a callable
             returning a source object (``read()``, ``release()``, ``live``) for embedding.
-        mode: ``live`` (keep only the latest frame), ``replay`` (every frame in order) or ``auto``
-            (replay for files and folders, live otherwise).
-        events: JSON-lines file (rotated at ``events_max_mb``, ``events_backups`` kept); stdout if None.
-        review_dir, review_quota_mb: save uncertain frames (JPEG + JSON) within a quota.
-        show: display a window with the label (needs an OpenCV with GUI support).
-        http_port: serve the status as JSON on ``http_host:http_port`` (0 picks a free port).
-        watch_bundle: hot-swap the bundle when it changes, after it passes a self-test.
-        stop_event: a threading.Event that stops the loop (for embedding); SIGTERM/SIGINT also stop it.
+        options: a :class:`RunOptions` (default: its defaults).
+        **overrides: RunOptions fields by name, e.g. ``run(bundle, "0", events="e.jsonl", max_frames=100)``.
     """
-    if show:
+    opts = RunOptions.of(options, **overrides)
+    if opts.show:
         _check_show()
-    for name, value in (("duration_s", duration_s), ("max_frames", max_frames)):
-        if value is not None and not value > 0:
-            raise DeviceError(f"{name} is {value}; give a number above 0 (or None for no limit).")
-    if mode == "auto":
-        mode = "replay" if not callable(source) and source_kind(source) in ("file", "folder") else "live"
-    stop = stop_event or threading.Event()
-    stats = Stats()
-    writer = EventWriter(events, max_bytes=int(events_max_mb * 1024 * 1024), backups=events_backups,
-                         stream=event_stream, on_trouble=stats.status_event)
-    stats.extra["event_log"] = writer.stats  # live: disk_full and the events dropped show on the status page
-
-    def emit_status(event):
-        event = {"event": event["event"], "time": round(time.time(), 3), **event}
-        stats.status_event(event)
-        writer.write(event)
-
-    def load_engine():
-        return Engine(bundle_dir, backend, threads, edgetpu=edgetpu, on_event=emit_status,
-                      tpu_retry_s=tpu_retry_s, invoke_limit_s=invoke_limit_s)
-
-    engine = load_engine()
-    open_ = source if callable(source) else lambda: open_source(source)
+    loop = _Loop(bundle_dir, source, opts)
     try:
-        first = [open_()]  # a wrong path fails here, clearly, before any thread starts
-    except BaseException:
-        engine.close()
-        writer.close()
-        raise
+        loop.start()
+        loop.classify_until_stopped()
+    finally:
+        summary = loop.close()
+    return summary
 
-    def opener():
-        return first.pop() if first else open_()
 
-    current = [engine]  # the capture thread preprocesses for whichever engine is current
-    capture = Capture(opener, mode=mode, stall_s=stall_s, repeat_limit=repeat_limit,
-                      exit_on_end=exit_on_source_end, on_event=emit_status,
-                      prepare=lambda image: current[0].prepare(image))
-    review = server = watcher = None
-    try:  # a bad --review-dir or --http fails here, clearly, before any thread starts
-        if review_dir:
+def _mode(mode: str, source) -> str:
+    """``auto``: replay for files and folders, live for cameras, streams and callables."""
+    if mode != "auto":
+        return mode
+    return "replay" if not callable(source) and source_kind(source) in ("file", "folder") else "live"
+
+
+class _Loop:
+    """One run's parts. Built in order (events, engine, source, capture, review, status server, bundle
+    watcher), each failing clearly before any thread starts; what was built is closed again then."""
+
+    def __init__(self, bundle_dir, source, opts: RunOptions):
+        self.bundle_dir, self.source, self.opts = bundle_dir, source, opts
+        self.mode = _mode(opts.mode, source)
+        self.stop = opts.stop_event or threading.Event()
+        self.stats = Stats()
+        self.writer = EventWriter(opts.events, max_bytes=int(opts.events_max_mb * 1024 * 1024),
+                                  backups=opts.events_backups, stream=opts.event_stream,
+                                  on_trouble=self.stats.status_event)
+        self.stats.extra["event_log"] = self.writer.stats  # live: disk_full and the events dropped on the status page
+        self.engine = self.capture = self.review = self.server = self.watcher = None
+        self.frames = self.errors = 0
+        self.ended_by = "stop"  # SIGTERM/SIGINT, stop_event, or q in the --show window
+        self._previous_handlers = {}
+        first = []  # the source opened here, handed to the capture thread's first open
+        try:
+            self.engine = self.load_engine()
+            open_ = source if callable(source) else lambda: open_source(source)
+            first.append(open_())  # a wrong path fails here, clearly, before any thread starts
+            self.capture = Capture(lambda: first.pop() if first else open_(), mode=self.mode, stall_s=opts.stall_s,
+                                   repeat_limit=opts.repeat_limit, exit_on_end=opts.exit_on_source_end,
+                                   on_event=self.emit_status,
+                                   prepare=lambda image: self.engine.prepare(image))  # whichever engine is current
+            self._open_outputs()  # a bad --review-dir or --http fails here
+        except BaseException:
+            for unused in first:
+                unused.release()
+            if self.engine is not None:
+                self.engine.close()
+            self.writer.close()
+            raise
+        if opts.watch_bundle:
+            from edgecnn.devices.hotswap import BundleWatcher
+
+            self.watcher = BundleWatcher(bundle_dir, self.load_engine, self.emit_status, opts.watch_interval_s,
+                                         opts.backend, opts.threads)
+        self.notifier = Notifier()
+
+    def load_engine(self) -> Engine:
+        o = self.opts
+        return Engine(self.bundle_dir, o.backend, o.threads, edgetpu=o.edgetpu, on_event=self.emit_status,
+                      tpu_retry_s=o.tpu_retry_s, invoke_limit_s=o.invoke_limit_s)
+
+    def emit_status(self, event):
+        event = {"event": event["event"], "time": round(time.time(), 3), **event}
+        self.stats.status_event(event)
+        self.writer.write(event)
+
+    def _open_outputs(self):
+        if self.opts.review_dir:
             from edgecnn.devices.review import ReviewStore
 
-            review = ReviewStore(review_dir, review_quota_mb)
-        if http_port is not None:
+            self.review = ReviewStore(self.opts.review_dir, self.opts.review_quota_mb)
+        if self.opts.http_port is not None:
             from edgecnn.devices.status_http import StatusServer
 
-            server = StatusServer(stats, http_port, http_host)
-    except BaseException:
-        for source in first:
-            source.release()
-        engine.close()
-        writer.close()
-        raise
-    if watch_bundle:
-        from edgecnn.devices.hotswap import BundleWatcher
+            self.server = StatusServer(self.stats, self.opts.http_port, self.opts.http_host)
 
-        watcher = BundleWatcher(bundle_dir, load_engine, emit_status, watch_interval_s, backend, threads)
-    notifier = Notifier()
-    previous_handlers = {}
-    if install_signals and threading.current_thread() is threading.main_thread():
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            previous_handlers[sig] = signal.signal(sig, lambda signum, _frame: stop.set())
+    def start(self):
+        """Signal handlers, the ``started`` event, the capture thread, and READY to systemd."""
+        if self.opts.install_signals and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGTERM, signal.SIGINT):
+                self._previous_handlers[sig] = signal.signal(sig, lambda signum, _frame: self.stop.set())
+        self.stats.extra["engine"] = self.engine.describe()
+        self.stats.extra["capture"] = self.capture.stats  # live counters: frames, dropped, reconnects, stalls
+        http = {"http": self.server.url} if self.server else {}
+        self.stats.extra.update(http)
+        self.emit_status({"event": "started", **self.engine.describe(),
+                          "source": getattr(self.source, "__name__", str(self.source)), "mode": self.mode, **http})
+        self.capture.start()
+        self.notifier.ready()
 
-    stats.extra["engine"] = engine.describe()
-    stats.extra["capture"] = capture.stats  # live counters: frames, dropped, reconnects, stalls
-    if server is not None:
-        stats.extra["http"] = server.url
-    emit_status({"event": "started", **engine.describe(), "source": getattr(source, "__name__", str(source)),
-                 "mode": mode, **({"http": server.url} if server else {})})
-    capture.start()
-    notifier.ready()
-    started = time.monotonic()
-    frames = errors = 0
-    ended_by = "stop"  # SIGTERM/SIGINT, stop_event, or q in the --show window
-    try:
-        while not stop.is_set():
-            if (max_frames is not None and frames >= max_frames) or \
-                    (duration_s is not None and time.monotonic() - started >= duration_s):
-                ended_by = "limit"
-                break
-            if watcher is not None:
-                new = watcher.take()
-                if new is not None:
-                    engine.close()
-                    engine = current[0] = new
-                    release_memory()
-                    stats.extra["engine"] = engine.describe()
-                    emit_status({"event": "bundle_swapped", **engine.describe()})
-            engine.maybe_retry_tpu()
-            frame = capture.get(timeout=0.2)
-            if frame is None:
-                if capture.finished:
-                    ended_by = "source_end"
-                    break
-                continue
-            t0 = time.perf_counter()
-            try:
-                label, score, decision = engine.classify(frame.image, frame.prepared)
-            except (RuntimeError, ValueError) as exc:
-                errors += 1
-                emit_status({"event": "error", "frame": frame.id, "error": str(exc).strip().splitlines()[0]})
-                continue
-            latency_ms = (time.perf_counter() - t0) * 1000.0
-            event = frame_event(frame.id, label, score, latency_ms, engine.decided_by(decision), decision.reason,
-                                captured=frame.time, device=engine.primary.device)
-            writer.write(event)
-            stats.frame(event)
-            frames += 1
-            notifier.frame()
-            if review is not None and decision.reason is not None:
-                review.save(frame.image, event)
-            if show:
-                import cv2
+    def classify_until_stopped(self):
+        started = time.monotonic()
+        while not self.stop.is_set():
+            if self._limit_reached(started):
+                self.ended_by = "limit"
+                return
+            self._swap_if_ready()
+            self.engine.maybe_retry_tpu()
+            frame = self.capture.get(timeout=0.2)
+            if frame is not None:
+                self._classify(frame)
+            elif self.capture.finished:
+                self.ended_by = "source_end"
+                return
 
-                cv2.imshow("edgecnn", _overlay(frame.image, event))
-                if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
-                    stop.set()
-    finally:
-        notifier.stopping()
-        capture.stop()
-        if watcher is not None:
-            watcher.close()
-        if server is not None:
-            server.close()
-        for sig, handler in previous_handlers.items():
+    def _limit_reached(self, started) -> bool:
+        o = self.opts
+        return (o.max_frames is not None and self.frames >= o.max_frames) or \
+            (o.duration_s is not None and time.monotonic() - started >= o.duration_s)
+
+    def _swap_if_ready(self):
+        new = self.watcher.take() if self.watcher is not None else None
+        if new is not None:
+            self.engine.close()
+            self.engine = new  # the capture thread now prepares frames for the new engine
+            release_memory()
+            self.stats.extra["engine"] = self.engine.describe()
+            self.emit_status({"event": "bundle_swapped", **self.engine.describe()})
+
+    def _classify(self, frame):
+        """One frame: decision, event, status, systemd watchdog, review, window."""
+        t0 = time.perf_counter()
+        try:
+            label, score, decision = self.engine.classify(frame.image, frame.prepared)
+        except (RuntimeError, ValueError) as exc:
+            self.errors += 1
+            self.emit_status({"event": "error", "frame": frame.id, "error": str(exc).strip().splitlines()[0]})
+            return
+        latency_ms = (time.perf_counter() - t0) * 1000.0
+        event = frame_event(frame.id, label, score, latency_ms, self.engine.decided_by(decision), decision.reason,
+                            captured=frame.time, device=self.engine.primary.device)
+        self.writer.write(event)
+        self.stats.frame(event)
+        self.frames += 1
+        self.notifier.frame()
+        if self.review is not None and decision.reason is not None:
+            self.review.save(frame.image, event)
+        if self.opts.show:
+            import cv2
+
+            cv2.imshow("edgecnn", _overlay(frame.image, event))
+            if cv2.waitKey(1) & 0xFF in (ord("q"), 27):
+                self.stop.set()
+
+    def close(self) -> dict:
+        """Stop every thread, restore the signal handlers, close everything; return the summary."""
+        self.notifier.stopping()
+        self.capture.stop()
+        if self.watcher is not None:
+            self.watcher.close()
+        if self.server is not None:
+            self.server.close()
+        for sig, handler in self._previous_handlers.items():
             signal.signal(sig, handler)
-        if show:
+        if self.opts.show:
             import cv2
 
             cv2.destroyAllWindows()
-        summary = stats.snapshot()
-        summary.update({"capture": dict(capture.stats), "errors": errors, "engine": engine.describe(),
-                        "ended_by": ended_by})
-        if review is not None:
-            summary["review"] = review.stats()
-        if watcher is not None:
-            summary["bundle_swaps"], summary["bundle_rejections"] = watcher.swaps, watcher.rejections
-        engine.close()
-        writer.close()
-    return summary
+        summary = self._summary()
+        self.engine.close()
+        self.writer.close()
+        return summary
+
+    def _summary(self) -> dict:
+        summary = self.stats.snapshot()
+        summary.update({"capture": dict(self.capture.stats), "errors": self.errors, "engine": self.engine.describe(),
+                        "ended_by": self.ended_by})
+        if self.review is not None:
+            summary["review"] = self.review.stats()
+        if self.watcher is not None:
+            summary["bundle_swaps"], summary["bundle_rejections"] = self.watcher.swaps, self.watcher.rejections
+        return summary

@@ -17,6 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
+from edgecnn.bundle.model import DEFAULT_RESIZE
+from edgecnn.devices.preprocess import to_input_tensor
 from edgecnn.errors import DeviceError, MissingDependencyError
 from edgecnn.native_log import quiet_native_stderr
 
@@ -83,12 +85,21 @@ def make_interpreter(model_path, backend="auto", threads=None, delegates=None):
         ``(interpreter, backend)``. Load errors become a DeviceError naming the file.
     """
     path = check_model_file(model_path)
-    be = backend if isinstance(backend, Backend) else get_backend(backend)
     # Load from bytes, not model_path: a path is memory-mapped, and a bundle copied over in place
     # (see --watch-bundle) would change the running model under the interpreter's feet.
-    content = path.read_bytes()
+    return load_interpreter(path.read_bytes(), backend, threads, delegates, name=f"model '{path}'")
+
+
+def load_interpreter(content: bytes, backend="auto", threads=None, delegates=None, name="the model"):
+    """An interpreter for the .tflite ``content`` on ``backend``, tensors allocated (the workstation's
+    loader too: converted models are bytes in memory).
+
+    Returns:
+        ``(interpreter, backend)``. Load errors become a DeviceError naming ``name``.
+    """
+    be = backend if isinstance(backend, Backend) else get_backend(backend)
     try:
-        interpreter = be.Interpreter(model_content=content, num_threads=threads,
+        interpreter = be.Interpreter(model_content=bytes(content), num_threads=threads,
                                      experimental_delegates=list(delegates) if delegates else None)
         with quiet_native_stderr():  # LiteRT announces its XNNPACK delegate on fd 2
             interpreter.allocate_tensors()
@@ -97,7 +108,7 @@ def make_interpreter(model_path, backend="auto", threads=None, delegates=None):
         hint = ("it was compiled for the Edge TPU: run it with the libedgetpu delegate, or use the CPU model"
                 if "edgetpu-custom-op" in str(exc) else
                 "the file is corrupt, truncated, or needs a custom op this interpreter lacks")
-        raise DeviceError(f"cannot load model '{path}' with {be.name}: {msg} ({hint}).") from None
+        raise DeviceError(f"cannot load {name} with {be.name}: {msg} ({hint}).") from None
     return interpreter, be
 
 
@@ -170,6 +181,23 @@ def output_scores(interpreter, index=0) -> np.ndarray:
     if np.issubdtype(raw.dtype, np.integer) and scale:
         return dequantize(raw, scale, zero_point)
     return raw.astype(np.float32)
+
+
+def predict(interpreter, images, resize: str = DEFAULT_RESIZE, mean: float = 0.0, std: float = 1.0) -> np.ndarray:
+    """Dequantized output scores (N×classes float32) of RGB ``images``, one invoke each.
+
+    Each input tensor is built by :func:`~edgecnn.devices.preprocess.to_input_tensor` with the dtype,
+    scale and zero point read from the model (DESIGN rule 6), as the board builds it; the workstation's
+    accuracy figures (``convert``, ``evaluate``, the remedy ladder) come from this loop.
+    """
+    size = input_size(interpreter)
+    dtype, scale, zero_point = input_quantization(interpreter)
+    scores = []
+    for image in images:
+        set_input(interpreter, to_input_tensor(image, size, resize, dtype, scale, zero_point, mean, std))
+        interpreter.invoke()
+        scores.append(output_scores(interpreter))
+    return np.stack(scores) if scores else np.zeros((0, int(output_details(interpreter, "shape")[-1])), np.float32)
 
 
 def describe(interpreter) -> dict:

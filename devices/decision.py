@@ -14,6 +14,8 @@ from typing import Callable, Optional, Sequence
 
 import numpy as np
 
+from edgecnn.errors import BundleError
+
 UNKNOWN = "unknown"
 
 
@@ -194,8 +196,10 @@ class Policy:
         self.temperature = float(decision.get("temperature", 1.0))
         self.kind = decision.get("scores", "probabilities")
         self.thresholds = np.asarray(decision.get("thresholds") or [0.0] * len(self.labels), dtype=np.float32)
-        if self.thresholds.size != len(self.labels):
-            raise ValueError(f"decision.thresholds has {self.thresholds.size} entries for {len(self.labels)} labels")
+        if self.thresholds.size != len(self.labels):  # the manifest schema refuses this on load; a dict may not
+            raise BundleError(f"decision.thresholds has {self.thresholds.size} entries for {len(self.labels)} labels: "
+                              "give one threshold per label, in label order, in the bundle's edgecnn.json, or fit "
+                              "them again with `edgecnn calibrate BUNDLE --against RUN_DIR`.")
         self.margin = float(decision.get("margin", 0.0))
         self.fallback_action = decision.get("fallback_action", UNKNOWN)
         smoothing = dict(decision.get("smoothing") or {})

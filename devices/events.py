@@ -43,6 +43,24 @@ class EventWriter:
     total stays under ``(backups + 1) * max_bytes``. A stream is flushed at every line (pipes read
     it live); a file at most every ``flush_s`` seconds, and on close. ``on_trouble(event)`` receives
     ``disk_full`` / ``events_resumed`` status events (the run loop counts them for the status page).
+
+    Why not ``logging.handlers.RotatingFileHandler`` (issue 14; tried on Python 3.11 against what
+    tests/device/test_outputs.py and test_field_disk_full.py check):
+
+    - with ``backupCount=0`` it never rotates, so the file grows past ``maxBytes`` (1000 -> 3190 bytes
+      in the probe); here it starts again from empty;
+    - it writes through a buffered text stream: a write that fails part-way (ENOSPC, or EFBIG under
+      ``ulimit -f``) leaves a cut line in the file while the disk stays full, keeps the rest in the
+      buffer, and ``close()`` raises OSError; here the file is cut back to its last whole line at once
+      (``os.ftruncate`` to the size of the whole lines, which the stream does not track);
+    - a failed write goes to ``Handler.handleError`` (a "--- Logging error ---" traceback on stderr, the
+      errno dropped), while here it is one ``disk_full`` / ``write_error`` warning, counted drops, a
+      bounded queue retried every ``retry_s``, and an ``events_resumed`` line;
+    - it flushes every record (here at most every ``flush_s``: fewer writes to an SD card), and it
+      cannot delete its own oldest rotated files to make room before dropping events.
+
+    Fixing these means overriding ``_open``, ``emit``, ``handleError`` and ``doRollover``, leaving only
+    ``shouldRollover``'s size comparison from the standard library, so the rotation stays here.
     """
 
     def __init__(self, path=None, max_bytes=10 * 1024 * 1024, backups=3, stream=None, flush_s=0.2, retry_s=1.0,

@@ -11,7 +11,7 @@ from typing import Optional, Sequence
 
 import numpy as np
 
-from edgecnn.bundle.model import ModelSpec
+from edgecnn.bundle.model import MODEL, MODEL_EDGETPU, ModelSpec
 from edgecnn.errors import ConversionError
 from edgecnn.run import preprocessing
 
@@ -130,102 +130,165 @@ def convert_run(run_dir, out, mode: str = "int8", io: str = "uint8", calibration
     Returns:
         The manifest written, plus ``bundle`` (path) and ``messages`` (notes for the user).
     """
-    from edgecnn.bundle.manifest import make_manifest, sha256_file, write_bundle
-    from edgecnn.bundle.model import MODEL, MODEL_EDGETPU
-    from edgecnn.converters import tflite
-    from edgecnn.run import load_run_model
-    from edgecnn.run import load_run
-
     if edgetpu and (mode != "int8" or io != "uint8"):
         raise ConversionError(f"--edgetpu needs --int8 with --io uint8 (got --{mode} --io {io}): the Edge TPU runs "
                               "full-integer models only.")
-    run = load_run(run_dir)
-    labels = list(run["labels"])
-    model = load_run_model(run)
-    size = tflite.static_input_size(model)
-    pre = preprocessing(run)
-    resize = pre["resize"]
-    recorded = pre["input_size"]
-    if recorded and recorded != size:
-        raise ConversionError(f"run.json records input size {recorded} but the model takes {list(size)}; the run "
-                              "is inconsistent. Re-run the step that wrote it.")
-    messages = []
-
-    calib_info = None
-    representative = None
-    if mode == "int8":
-        from edgecnn.converters.representative import draw_from_run, load_set
-        from edgecnn.data.dataset import load_images
-
-        if calibration is not None:
-            samples, calib_info = load_set(calibration, labels)
-        else:
-            samples, calib_info = draw_from_run(run, calibration_size, seed)
-        representative, _ = load_images(samples, size, resize)
-
-    remedy, bias_info = None, None  # bias_info: int8 without the remedy (which tries both itself)
-    if (max_drop is not None or max_flips is not None) and mode == "int8":
-        from edgecnn.converters.criteria import DEFAULT_MAX_FLIPS_PCT
-        from edgecnn.compress.remedy import remedy_for_run
-
-        max_flips = DEFAULT_MAX_FLIPS_PCT if max_flips is None else max_flips
-        remedy = remedy_for_run(run, model, representative, size, resize, max_drop, io=io, edgetpu=edgetpu,
-                                max_flips=max_flips, bias_correction=bias_correction,
-                                log=progress or (lambda msg: None))
-        content = remedy["content"]
-        messages.extend(remedy["messages"])
-        mode = remedy["quantization"]  # float16 when no integer model was within --max-drop
-    else:
-        converted = model
-        if mode == "int8" and bias_correction and not run.get("qat"):
-            from edgecnn.converters.bias_correction import bias_correct
-
-            converted, corrected = bias_correct(model, representative)
-            bias_info = {"applied": True, "layers": len(corrected["layers"]), "images": corrected["images"]}
-        elif mode == "int8":
-            bias_info = {"applied": False, "why": "a QAT run" if run.get("qat") else "--no-bias-correction"}
-        content = tflite.convert_model(converted, mode, representative, io)
-    if remedy and remedy["float_layers"]:  # layers deliberately kept in float: the integer-only check cannot hold
-        report = tflite.describe(tflite.read_tflite(content))
-        report["float_layers"] = remedy["float_layers"]
-    else:
-        report = tflite.verify_tflite(content, mode, io, size)
-    files = {MODEL: content}
-
-    fb_files, fb_names, fb_info = _fallback_files(fallbacks, labels)
+    src = _load_source(run_dir)
+    calib_info, representative = _representative(src, mode, calibration, calibration_size, seed)
+    conv = _quantize(src, mode, io, representative, max_drop, max_flips, edgetpu, bias_correction, progress)
+    files = {MODEL: conv.content}
+    fb_files, fb_names, fb_info = _fallback_files(fallbacks, src.labels)
     files.update(fb_files)
-
-    split, held_out = _held_out(run)
-    metrics = {}
-    if held_out and eval_size != 0:
-        chosen = held_out if eval_size is None else _round_robin(held_out, eval_size)
-        metrics = _accuracy(model, content, chosen, labels, size, resize)
-        metrics["data"] = {"run_dir": run["run_dir"], "split": split, "n": len(chosen)}
-        metrics["calibration"] = calib_info and {k: v for k, v in calib_info.items() if k != "files"}
-        metrics["note"] = "quick figure at conversion; `edgecnn evaluate` makes the full comparison"
-    golden_samples = []
-    if golden and held_out:
-        from edgecnn.data.scan import load_image_rgb
-        from edgecnn.devices.golden import golden_samples as make_golden
-
-        paths = [s.path for s in _round_robin(held_out, golden)]
-        g_files, golden_samples = make_golden(content, [load_image_rgb(p) for p in paths], size, resize,
-                                              backend="litert", origins=[Path(p).name for p in paths])
-        files.update(g_files)
-
+    split, held_out = _held_out(src.run)
+    metrics = _quick_metrics(src, conv.content, split, held_out, eval_size, calib_info)
+    golden_files, golden_samples = _golden(src, conv.content, held_out, golden)
+    files.update(golden_files)
     edgetpu_name, edgetpu_section = None, None
     if edgetpu:
-        from edgecnn.converters.edgetpu import edgetpu_step
-
-        edgetpu_section, compiled, notes = edgetpu_step(content, require=require_edgetpu, timeout=edgetpu_timeout)
-        messages.extend(notes)
+        edgetpu_section, compiled = _edgetpu(conv, require_edgetpu, edgetpu_timeout)
         if compiled is not None:
             edgetpu_name = MODEL_EDGETPU
             files[edgetpu_name] = compiled
+    manifest = _manifest(src, conv, calib_info, metrics, golden_samples, fb_names, fb_info, edgetpu_name,
+                         edgetpu_section)
+    return _write(out, files, manifest, conv)
 
-    spec = ModelSpec(input_size=size, input_dtype=report["input"]["dtype"], output_dtype=report["output"]["dtype"],
-                     quantization=mode, edgetpu=edgetpu_name, fallbacks=fb_names, resize=resize,
-                     color_order=pre["color_order"], tflite_report=report, bias_correction=bias_info)
+
+class _Source:
+    """The run being converted: run.json, labels, the Keras model, its input size and preprocessing."""
+
+    def __init__(self, run: dict, model):
+        from edgecnn.converters.tflite import static_input_size
+
+        self.run, self.model = run, model
+        self.labels = list(run["labels"])
+        self.size = static_input_size(model)
+        self.pre = preprocessing(run)
+        self.resize = self.pre["resize"]
+
+
+class _Converted:
+    """The model converted: its bytes, the quantization it ended with, the remedy's record, notes."""
+
+    def __init__(self, content: bytes, mode: str, remedy=None, bias_info=None, limits=(None, None), messages=()):
+        self.content, self.mode, self.remedy, self.bias_info = content, mode, remedy, bias_info
+        self.max_drop, self.max_flips = limits  # the remedy's bounds, as applied
+        self.messages = list(messages)
+        self.report = None
+
+
+def _load_source(run_dir) -> _Source:
+    from edgecnn.run import load_run, load_run_model
+
+    run = load_run(run_dir)
+    src = _Source(run, load_run_model(run))
+    recorded = src.pre["input_size"]
+    if recorded and recorded != src.size:
+        raise ConversionError(f"run.json records input size {recorded} but the model takes {list(src.size)}; the "
+                              "run is inconsistent. Re-run the step that wrote it.")
+    return src
+
+
+def _representative(src: _Source, mode: str, calibration, calibration_size: int, seed: int) -> tuple:
+    """``(calibration info, images)`` for int8 (a calibration folder, or drawn from the train split)."""
+    if mode != "int8":
+        return None, None
+    from edgecnn.converters.representative import draw_from_run, load_set
+    from edgecnn.data.dataset import load_images
+
+    if calibration is not None:
+        samples, calib_info = load_set(calibration, src.labels)
+    else:
+        samples, calib_info = draw_from_run(src.run, calibration_size, seed)
+    return calib_info, load_images(samples, src.size, src.resize)[0]
+
+
+def _quantize(src: _Source, mode, io, representative, max_drop, max_flips, edgetpu, bias_correction,
+              progress) -> _Converted:
+    """Convert (through the remedy ladder when a drop or flip bound is given for int8), then verify."""
+    from edgecnn.converters import tflite
+
+    if (max_drop is not None or max_flips is not None) and mode == "int8":
+        conv = _remedy(src, representative, io, max_drop, max_flips, edgetpu, bias_correction, progress)
+    else:
+        conv = _plain(src, mode, io, representative, bias_correction)
+    if conv.remedy and conv.remedy["float_layers"]:  # layers kept in float on purpose: no integer-only check
+        conv.report = tflite.describe(tflite.read_tflite(conv.content))
+        conv.report["float_layers"] = conv.remedy["float_layers"]
+    else:
+        conv.report = tflite.verify_tflite(conv.content, conv.mode, io, src.size)
+    return conv
+
+
+def _remedy(src: _Source, representative, io, max_drop, max_flips, edgetpu, bias_correction, progress) -> _Converted:
+    from edgecnn.compress.remedy import remedy_for_run
+    from edgecnn.converters.criteria import DEFAULT_MAX_FLIPS_PCT
+
+    max_flips = DEFAULT_MAX_FLIPS_PCT if max_flips is None else max_flips
+    remedy = remedy_for_run(src.run, src.model, representative, src.size, src.resize, max_drop, io=io,
+                            edgetpu=edgetpu, max_flips=max_flips, bias_correction=bias_correction,
+                            log=progress or (lambda msg: None))
+    # float16 when no integer model was within --max-drop; the remedy tries both bias corrections itself
+    return _Converted(remedy["content"], remedy["quantization"], remedy=remedy, limits=(max_drop, max_flips),
+                      messages=remedy["messages"])
+
+
+def _plain(src: _Source, mode, io, representative, bias_correction) -> _Converted:
+    from edgecnn.converters import tflite
+
+    converted, bias_info = src.model, None
+    if mode == "int8" and bias_correction and not src.run.get("qat"):
+        from edgecnn.converters.bias_correction import bias_correct
+
+        converted, corrected = bias_correct(src.model, representative)
+        bias_info = {"applied": True, "layers": len(corrected["layers"]), "images": corrected["images"]}
+    elif mode == "int8":
+        bias_info = {"applied": False, "why": "a QAT run" if src.run.get("qat") else "--no-bias-correction"}
+    return _Converted(tflite.convert_model(converted, mode, representative, io), mode, bias_info=bias_info)
+
+
+def _quick_metrics(src: _Source, content: bytes, split, held_out, eval_size, calib_info) -> dict:
+    """Float vs quantized accuracy on (a round robin of) the held-out split; {} when skipped."""
+    if not held_out or eval_size == 0:
+        return {}
+    chosen = held_out if eval_size is None else _round_robin(held_out, eval_size)
+    metrics = _accuracy(src.model, content, chosen, src.labels, src.size, src.resize)
+    metrics["data"] = {"run_dir": src.run["run_dir"], "split": split, "n": len(chosen)}
+    metrics["calibration"] = calib_info and {k: v for k, v in calib_info.items() if k != "files"}
+    metrics["note"] = "quick figure at conversion; `edgecnn evaluate` makes the full comparison"
+    return metrics
+
+
+def _golden(src: _Source, content: bytes, held_out, count: int) -> tuple:
+    """``(files, samples)`` of ``count`` golden samples from the held-out split, one class after another."""
+    if not (count and held_out):
+        return {}, []
+    from edgecnn.data.scan import load_image_rgb
+    from edgecnn.devices.golden import golden_samples
+
+    paths = [s.path for s in _round_robin(held_out, count)]
+    return golden_samples(content, [load_image_rgb(p) for p in paths], src.size, src.resize, backend="litert",
+                          origins=[Path(p).name for p in paths])
+
+
+def _edgetpu(conv: _Converted, require: bool, timeout: float) -> tuple:
+    """``(report section, compiled model or None)``; the compiler's notes go to the messages."""
+    from edgecnn.converters.edgetpu import edgetpu_step
+
+    section, compiled, notes = edgetpu_step(conv.content, require=require, timeout=timeout)
+    conv.messages.extend(notes)
+    return section, compiled
+
+
+def _manifest(src: _Source, conv: _Converted, calib_info, metrics, golden_samples, fb_names, fb_info, edgetpu_name,
+              edgetpu_section) -> dict:
+    from edgecnn.bundle.manifest import make_manifest, sha256_file
+
+    run = src.run
+    spec = ModelSpec(input_size=src.size, input_dtype=conv.report["input"]["dtype"],
+                     output_dtype=conv.report["output"]["dtype"], quantization=conv.mode, edgetpu=edgetpu_name,
+                     fallbacks=fb_names, resize=src.resize, color_order=src.pre["color_order"],
+                     tflite_report=conv.report, bias_correction=conv.bias_info)
     source = {
         "run_dir": run["run_dir"],
         "run_json_sha256": sha256_file(Path(run["run_dir"]) / "run.json"),
@@ -236,18 +299,26 @@ def convert_run(run_dir, out, mode: str = "int8", io: str = "uint8", calibration
         "fallbacks": fb_info,
     }
     extra = {"edgetpu": edgetpu_section} if edgetpu_section is not None else {}
+    remedy = conv.remedy
     if remedy is not None:
-        extra["attempts"] = {"max_drop_pp": max_drop, "max_flips_pct": max_flips, "chosen": remedy["chosen"], "within": remedy["within"],
+        extra["attempts"] = {"max_drop_pp": conv.max_drop, "max_flips_pct": conv.max_flips,
+                             "chosen": remedy["chosen"], "within": remedy["within"],
                              "float_accuracy": remedy["float_accuracy"], "worst_layers": remedy["worst_layers"],
                              "tried": remedy["attempts"]}
-    manifest = make_manifest(labels, spec, metrics=metrics, calibration=calib_info,
-                             golden=golden_samples, source=source, **extra)
+    return make_manifest(src.labels, spec, metrics=metrics, calibration=calib_info, golden=golden_samples,
+                         source=source, **extra)
+
+
+def _write(out, files: dict, manifest: dict, conv: _Converted) -> dict:
+    """Write the bundle in one atomic step (after checking it fits); return the result for the user."""
+    from edgecnn.bundle.manifest import write_bundle
+
     _check_space(out, files, manifest)
     write_bundle(out, files, manifest)
     result = dict(manifest)
     result["bundle"] = str(Path(out).resolve())
-    result["bytes"] = len(content)
-    result["messages"] = messages
+    result["bytes"] = len(conv.content)
+    result["messages"] = conv.messages
     return result
 
 

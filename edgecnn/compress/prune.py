@@ -162,10 +162,49 @@ def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial",
         The pruning report (also in ``out/run.json`` under ``pruning``).
     """
     from edgecnn.compress import retrain
-    from edgecnn.run import load_run_model
-    from edgecnn.run import load_run
 
     started = time.perf_counter()
+    epochs, mbn = _checked(method, epochs, sparsity, label_weight, m_by_n, allocation, train_layers, include_depthwise)
+    run, model, (train, val, test) = _parent(run_dir)
+    labels = run["labels"]
+    before = {"val": retrain.evaluate(model, *val, labels) if val else None,
+              "weights_gzip_bytes": retrain.weights_gzip_bytes(model)}
+    candidates = prunable_names(model, exclude, include_depthwise, min_params)
+    plan = _plan(model, train, candidates, sparsity, schedule, epochs, batch_size, allocation, method, obs_copies,
+                 seed, progress)
+    history = []
+    if epochs > 0:
+        stripped, history = _fine_tune(run, plan, train, val, candidates, exclude, mbn, min_params, train_layers,
+                                       epochs, lr, batch_size, seed, augment, verbose, distill, label_weight)
+    else:
+        stripped = plan.source
+    names = list(candidates)  # after fine-tuning too: DepthwiseConv2D kernels pruned by obs stayed frozen
+    metrics = {"val": retrain.evaluate(stripped, *val, labels) if val else None}
+    if test is not None:
+        metrics["test"] = retrain.evaluate(stripped, *test, labels)
+    after = {"val": metrics["val"], "weights_gzip_bytes": retrain.weights_gzip_bytes(stripped)}
+    details = {
+        "method": method,
+        "target_sparsity": 0.5 if mbn else sparsity,
+        "m_by_n": list(mbn) if mbn else None,
+        "schedule": plan.sched_info,
+        "epochs": epochs, "lr": lr, "batch_size": batch_size, "augment": augment, "seed": seed,
+        "exclude": list(exclude), "include_depthwise": include_depthwise, "min_params": min_params,
+        "distill": distill, "label_weight": label_weight if distill else 1.0, "train_layers": train_layers,
+        "allocation": allocation, "sensitivity": plan.alloc, "obs": plan.obs_info,
+        "sparsity": sparsity_report(stripped, names, mbn),
+        "val_accuracy_before": before["val"]["accuracy"] if before["val"] else None,
+        "val_accuracy_after": after["val"]["accuracy"] if after["val"] else None,
+        "weights_gzip_bytes_before": before["weights_gzip_bytes"],
+        "weights_gzip_bytes_after": after["weights_gzip_bytes"],
+    }
+    metrics["pruning"] = {k: details[k] for k in ("val_accuracy_before", "val_accuracy_after")}
+    retrain.write_child(out, stripped, run, "pruning", details, history, metrics, started)
+    return dict(details, run_dir=str(out))
+
+
+def _checked(method, epochs, sparsity, label_weight, m_by_n, allocation, train_layers, include_depthwise) -> tuple:
+    """Refuse option combinations that cannot work; return ``(epochs, (M, N) or None)``."""
     if method not in METHODS:
         raise EdgecnnError(f"--method '{method}' is not one of {', '.join(METHODS)}.")
     epochs = DEFAULT_EPOCHS[method] if epochs is None else epochs
@@ -190,21 +229,37 @@ def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial",
         # tfmot registers DepthwiseConv2D with no prunable weight: wrapping it would prune nothing
         raise EdgecnnError("--include-depthwise: tfmot does not prune DepthwiseConv2D kernels; use --method obs, "
                            "which does.")
+    return epochs, mbn
+
+
+def _parent(run_dir) -> tuple:
+    """``(run, model, (train, val, test))`` of a float run with a train split."""
+    from edgecnn.compress import retrain
+    from edgecnn.run import load_run
+
     run = load_run(run_dir)
     if run.get("qat"):
         raise RunError(f"'{run_dir}' is a QAT run; prune the float run first, then run `edgecnn qat` on the pruned "
                        "run (it preserves the sparsity).")
-    model, (train, val, test) = retrain.load_parent(run)
-    labels = run["labels"]
-    if train is None:
+    model, splits = retrain.load_parent(run)
+    if splits[0] is None:
         raise RunError(f"run '{run_dir}' recorded no train split to fine-tune the pruned model on.")
-    before = {"val": retrain.evaluate(model, *val, labels) if val else None,
-              "weights_gzip_bytes": retrain.weights_gzip_bytes(model)}
+    return run, model, splits
 
+
+class _Plan:
+    """What to prune and how: the model fine-tuning starts from (``source``: after obs, the one-shot
+    pruned model), the tfmot schedule(s), and their descriptions for the report."""
+
+    source = sched = schedules = alloc = obs_info = sched_info = None
+
+
+def _plan(model, train, candidates, sparsity, schedule, epochs, batch_size, allocation, method, obs_copies, seed,
+          progress) -> _Plan:
+    plan, variants = _Plan(), None
+    plan.source = model
     steps_per_epoch = -(-len(train[1]) // batch_size)
     total_steps = steps_per_epoch * epochs
-    candidates = prunable_names(model, exclude, include_depthwise, min_params)
-    alloc, variants = None, None
     per_layer = {name: sparsity for name in candidates}
     if method == "obs":
         from edgecnn.compress import obs as prune_obs
@@ -213,64 +268,43 @@ def prune_run(run_dir, out, sparsity: float = 0.5, schedule: str = "polynomial",
     if allocation == "sensitivity":
         from edgecnn.compress.allocation import sensitivity_sparsity
 
-        alloc = dict(sensitivity_sparsity(model, candidates, train[0][::max(1, len(train[0]) // 128)], sparsity,
-                                          variants=variants), pruner=method)
-        per_layer = alloc["per_layer"]
-    obs_info, source = None, model
+        plan.alloc = dict(sensitivity_sparsity(model, candidates, train[0][::max(1, len(train[0]) // 128)], sparsity,
+                                               variants=variants), pruner=method)
+        per_layer = plan.alloc["per_layer"]
     if method == "obs":
-        source, obs_layers = prune_obs.obs_prune(model, per_layer, images, progress=progress)
-        obs_info = dict(prune_obs.describe(len(images), obs_copies), layers=obs_layers)
-        sched_info = {"kind": "fixed_mask" if epochs else "none", "epochs": epochs}
+        plan.source, obs_layers = prune_obs.obs_prune(model, per_layer, images, progress=progress)
+        plan.obs_info = dict(prune_obs.describe(len(images), obs_copies), layers=obs_layers)
+        plan.sched_info = {"kind": "fixed_mask" if epochs else "none", "epochs": epochs}
         if epochs > 0:  # fine-tuning keeps the reconstruction's zeros: tfmot computes the mask once
-            sched = None
-            schedules = {name: fixed_mask_schedule(entry["sparsity"]) for name, entry in obs_layers.items()}
+            plan.schedules = {name: fixed_mask_schedule(entry["sparsity"]) for name, entry in obs_layers.items()}
     else:
-        sched, sched_info = make_schedule(schedule, sparsity, total_steps, steps_per_epoch)
-        schedules = {name: make_schedule(schedule, s, total_steps, steps_per_epoch)[0]
-                     for name, s in per_layer.items()} if alloc else None
-    history = []
-    if epochs > 0:
-        teacher = load_run_model(run) if distill else None
-        # tfmot cannot wrap DepthwiseConv2D: after obs, those kernels stay frozen so their zeros stay
-        pruned, names = wrap_for_pruning(source, sched, exclude, False, mbn, min_params, schedules)
-        retrain.freeze_batchnorm(pruned)
-        for name in set(candidates) - set(names):
-            pruned.get_layer(name).trainable = False
-        names = list(candidates)
-        if train_layers == "pruned":
-            for layer in pruned.layers:
-                keep = type(layer).__name__ == "PruneLowMagnitude" or isinstance(layer, keras.layers.Dense)
-                if not keep and layer.trainable_weights:
-                    layer.trainable = False
-        history = retrain.fit(pruned, train, val, labels, epochs, lr, batch_size, seed, augment,
-                              callbacks=[tfmot().sparsity.keras.UpdatePruningStep()], verbose=verbose,
-                              phase="prune", teacher=teacher, label_weight=label_weight)
-        stripped = tfmot().sparsity.keras.strip_pruning(pruned)
-    else:
-        stripped, names = source, candidates
-    report = sparsity_report(stripped, names, mbn)
-    metrics = {"val": retrain.evaluate(stripped, *val, labels) if val else None}
-    if test is not None:
-        metrics["test"] = retrain.evaluate(stripped, *test, labels)
-    after = {"val": metrics["val"], "weights_gzip_bytes": retrain.weights_gzip_bytes(stripped)}
-    details = {
-        "method": method,
-        "target_sparsity": 0.5 if mbn else sparsity,
-        "m_by_n": list(mbn) if mbn else None,
-        "schedule": sched_info,
-        "epochs": epochs, "lr": lr, "batch_size": batch_size, "augment": augment, "seed": seed,
-        "exclude": list(exclude), "include_depthwise": include_depthwise, "min_params": min_params,
-        "distill": distill, "label_weight": label_weight if distill else 1.0, "train_layers": train_layers,
-        "allocation": allocation, "sensitivity": alloc, "obs": obs_info,
-        "sparsity": report,
-        "val_accuracy_before": before["val"]["accuracy"] if before["val"] else None,
-        "val_accuracy_after": after["val"]["accuracy"] if after["val"] else None,
-        "weights_gzip_bytes_before": before["weights_gzip_bytes"],
-        "weights_gzip_bytes_after": after["weights_gzip_bytes"],
-    }
-    metrics["pruning"] = {k: details[k] for k in ("val_accuracy_before", "val_accuracy_after")}
-    retrain.write_child(out, stripped, run, "pruning", details, history, metrics, started)
-    return dict(details, run_dir=str(out))
+        plan.sched, plan.sched_info = make_schedule(schedule, sparsity, total_steps, steps_per_epoch)
+        plan.schedules = {name: make_schedule(schedule, s, total_steps, steps_per_epoch)[0]
+                          for name, s in per_layer.items()} if plan.alloc else None
+    return plan
+
+
+def _fine_tune(run, plan: _Plan, train, val, candidates, exclude, mbn, min_params, train_layers, epochs, lr,
+               batch_size, seed, augment, verbose, distill, label_weight) -> tuple:
+    """Fine-tune ``plan.source`` with tfmot's pruning wrappers; return ``(stripped model, history)``."""
+    from edgecnn.compress import retrain
+    from edgecnn.run import load_run_model
+
+    teacher = load_run_model(run) if distill else None
+    # tfmot cannot wrap DepthwiseConv2D: after obs, those kernels stay frozen so their zeros stay
+    pruned, names = wrap_for_pruning(plan.source, plan.sched, exclude, False, mbn, min_params, plan.schedules)
+    retrain.freeze_batchnorm(pruned)
+    for name in set(candidates) - set(names):
+        pruned.get_layer(name).trainable = False
+    if train_layers == "pruned":
+        for layer in pruned.layers:
+            keep = type(layer).__name__ == "PruneLowMagnitude" or isinstance(layer, keras.layers.Dense)
+            if not keep and layer.trainable_weights:
+                layer.trainable = False
+    history = retrain.fit(pruned, train, val, run["labels"], epochs, lr, batch_size, seed, augment,
+                          callbacks=[tfmot().sparsity.keras.UpdatePruningStep()], verbose=verbose,
+                          phase="prune", teacher=teacher, label_weight=label_weight)
+    return tfmot().sparsity.keras.strip_pruning(pruned), history
 
 
 def format_summary(result: dict) -> str:

@@ -14,8 +14,9 @@ from edgecnn.errors import DeviceError
 
 pytestmark = pytest.mark.device
 
-DEVICE_MODULES = ["app", "backends", "benchmark", "capture", "decision", "demo_step", "edgetpu", "engine", "events",
-                  "hotswap", "imageio", "notify", "preprocess", "review", "selftest", "sources", "status_http", "wrap"]
+DEVICE_MODULES = ["app", "backends", "benchmark", "capture", "decision", "edgetpu", "engine", "events", "golden",
+                  "golden_kernels", "hotswap", "imageio", "notify", "options", "preprocess", "review", "selftest",
+                  "sources", "status_http", "wrap"]
 
 
 def test_app_runs_in_a_subprocess_without_tensorflow_and_stops_on_sigterm(colour_folder):
@@ -56,6 +57,34 @@ def test_replay_of_a_folder_classifies_every_frame(colour_folder, tmp_path):
     assert all(e["model"] == "model.tflite" and e["fallback_reason"] is None and e["latency_ms"] > 0 for e in frames)
     assert summary["frames"] == 6 and summary["labels"] == {"red": 2, "green": 2, "blue": 2}
     assert summary["ended_by"] == "source_end" and summary["capture"]["dropped"] == 0
+
+
+def test_run_takes_an_options_object_or_the_same_names_as_keywords(colour_folder, tmp_path):
+    from edgecnn.devices.options import RunOptions
+
+    options = RunOptions(events=tmp_path / "a.jsonl", max_frames=2, install_signals=False)
+    summary = run(ASSETS / "tiny_bundle", str(colour_folder), options)
+    assert summary["frames"] == 2 and summary["ended_by"] == "limit"
+    summary = run(ASSETS / "tiny_bundle", str(colour_folder), options, max_frames=None, events=tmp_path / "b.jsonl")
+    assert summary["frames"] == 6 and summary["ended_by"] == "source_end"
+    assert len((tmp_path / "a.jsonl").read_text().splitlines()) < len((tmp_path / "b.jsonl").read_text().splitlines())
+    with pytest.raises(TypeError, match="unknown run option.*no_such_option"):
+        run(ASSETS / "tiny_bundle", str(colour_folder), no_such_option=1)
+    for name in ("max_frames", "duration_s"):
+        with pytest.raises(DeviceError, match=f"{name} is 0; give a number above 0"):
+            run(ASSETS / "tiny_bundle", str(colour_folder), **{name: 0})
+
+
+def test_the_cli_takes_its_defaults_from_run_options():
+    from edgecnn.cli.run import run as command
+    from edgecnn.devices.options import RunOptions
+
+    defaults = {p.name: p.default for p in command.params}
+    options = RunOptions()
+    assert (defaults["backend"], defaults["events_max_mb"], defaults["review_quota"], defaults["http_host"],
+            defaults["stall_s"], defaults["duration"]) == \
+        (options.backend, options.events_max_mb, options.review_quota_mb, options.http_host, options.stall_s,
+         options.duration_s)
 
 
 def test_uncertain_frames_use_the_fallback_model_and_go_to_review(colour_folder, tmp_path):

@@ -8,6 +8,7 @@ from hypothesis.extra.numpy import arrays
 
 from edgecnn.devices.decision import (FrameDecision, Policy, Smoother, decide, dequantize, softmax, to_probabilities,
                                       uncertainty)
+from edgecnn.errors import BundleError
 
 pytestmark = pytest.mark.device
 
@@ -91,5 +92,31 @@ def test_policy_from_a_decision_section():
     assert label == "unknown" and frame.reason == "below_threshold"
     label, _, frame = policy(np.array([0.4, 0.3, 0.3]), [lambda: np.array([0.9, 0.05, 0.05])])
     assert label == "r" and frame.model == "ensemble"
-    with pytest.raises(ValueError, match="thresholds"):
+    with pytest.raises(BundleError, match=r"decision.thresholds has 1 entries for 2 labels: give one threshold per "
+                                          r"label, in label order, .*edgecnn calibrate"):
         Policy({"thresholds": [0.5]}, ["a", "b"])
+
+
+def test_the_cli_on_a_bundle_with_a_threshold_per_label_missing_prints_one_error(tiny_bundle, colour_folder,
+                                                                                  monkeypatch):
+    # the manifest schema refuses this bundle on load (tests/device/test_field_manifest.py); with that check
+    # out of the way the decision policy must refuse it just as clearly (it raised a bare ValueError: a traceback)
+    import json
+
+    from click.testing import CliRunner
+
+    import edgecnn.bundle.manifest as manifest_module
+    from edgecnn.cli import cli
+
+    path = tiny_bundle / "edgecnn.json"
+    manifest = json.loads(path.read_text())
+    manifest["decision"]["thresholds"] = [0.5, 0.5]  # three labels
+    path.write_text(json.dumps(manifest))
+    monkeypatch.setattr(manifest_module, "check_manifest", lambda m, path=None: m)
+    result = CliRunner().invoke(cli, ["run", str(tiny_bundle), "--source", str(colour_folder)])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.startswith("Error:")]
+    assert len(errors) == 1, result.stderr
+    assert "decision.thresholds has 2 entries for 3 labels" in errors[0] and "one threshold per label" in errors[0]
+    assert '"event": "frame"' not in result.stdout

@@ -62,7 +62,7 @@ def test_planted_findings_exact_counts(planted):
     r = audit_dataset(planted, min_class_images=5)
     assert r["summary"] == {"leakage": 2, "label_conflicts": 1, "bad_files": 0, "exact_duplicates": 1,
                             "near_duplicates": 1, "shortcuts": 0, "imbalance": 0, "tiny_classes": 0,
-                            "renamed_files": 0}
+                            "renamed_files": 0, "label_issues": 0}
     f = kinds_of(r)
     files = lambda item: sorted(x["path"] for x in item["files"])  # noqa: E731
     assert files(f["exact_duplicates"]["items"][0]) == ["train/circle/circle_00.jpg", "train/circle/copy_exact.jpg"]

@@ -67,44 +67,63 @@ def plan_search(n: int, max_distance: int) -> Tuple[int, int]:
     return best[1], best[2]
 
 
-def _check_distance(max_distance: int) -> None:
+def check_distance(max_distance: int) -> None:
     if not 0 <= int(max_distance) <= MAX_DISTANCE_LIMIT:
         raise ValueError(f"max_distance={max_distance} must be between 0 and {MAX_DISTANCE_LIMIT} bits "
                          "(of 64); 4-10 finds re-encoded, resized or slightly edited copies.")
 
 
-def _candidates(hashes: np.ndarray, max_distance: int, block: int = 4096) -> np.ndarray:
-    """Pair codes ``i * n + j`` (i < j) of images within the radius on at least one chunk."""
-    n = len(hashes)
-    if n < 2:
-        return np.empty(0, dtype=np.int64)
+def candidates(index: np.ndarray, queries: np.ndarray, max_distance: int, block: int = 4096):
+    """``(query, entry)`` index arrays of every query hash within the radius of an ``index`` hash on at
+    least one chunk (a superset of the pairs within ``max_distance`` bits; each pair once)."""
+    n, nq = len(index), len(queries)
+    if n == 0 or nq == 0:
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     m, radius = plan_search(n, max_distance)
     codes = []
     for shift, width in _chunks(m):
-        keys = (hashes >> np.uint64(shift)) & np.uint64((1 << width) - 1)
+        keys = (index >> np.uint64(shift)) & np.uint64((1 << width) - 1)
+        qkeys = (queries >> np.uint64(shift)) & np.uint64((1 << width) - 1)
         order = np.argsort(keys, kind="stable")
         sorted_keys = keys[order]
         masks = _flip_masks(width, radius)
-        for start in range(0, n, block):
-            rows = np.arange(start, min(n, start + block))
-            probes = (keys[rows, None] ^ masks[None, :]).ravel()
+        for start in range(0, nq, block):
+            rows = np.arange(start, min(nq, start + block))
+            probes = (qkeys[rows, None] ^ masks[None, :]).ravel()
             lo = np.searchsorted(sorted_keys, probes, side="left")
-            hi = np.searchsorted(sorted_keys, probes, side="right")
-            counts = hi - lo
+            counts = np.searchsorted(sorted_keys, probes, side="right") - lo
             hit = counts > 0
             if not hit.any():
                 continue
             query = np.repeat(rows, len(masks))[hit]
             lo, counts = lo[hit], counts[hit]
-            total = int(counts.sum())
-            offsets = np.arange(total) - np.repeat(np.cumsum(counts) - counts, counts)
+            offsets = np.arange(int(counts.sum())) - np.repeat(np.cumsum(counts) - counts, counts)
             other = order[np.repeat(lo, counts) + offsets]
-            query = np.repeat(query, counts)
-            keep = query < other
-            codes.append(query[keep].astype(np.int64) * n + other[keep].astype(np.int64))
+            codes.append(np.repeat(query, counts).astype(np.int64) * n + other.astype(np.int64))
     if not codes:
-        return np.empty(0, dtype=np.int64)
-    return np.unique(np.concatenate(codes))
+        return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
+    codes = np.unique(np.concatenate(codes))
+    return codes // n, codes % n
+
+
+def candidates_naive(index: np.ndarray, queries: np.ndarray, max_distance: int, block: int = 512):
+    """``(query, entry)`` of every query hash within ``max_distance`` bits of an ``index`` hash, by
+    comparing all of them (quadratic; for tests and the benchmark)."""
+    out_q, out_e = [np.empty(0, np.int64)], [np.empty(0, np.int64)]
+    for start in range(0, len(queries), block):
+        rows = np.arange(start, min(len(queries), start + block))
+        r, c = np.nonzero(hamming(queries[rows, None], index[None, :]) <= max_distance)
+        out_q.append(rows[r].astype(np.int64))
+        out_e.append(c.astype(np.int64))
+    return np.concatenate(out_q), np.concatenate(out_e)
+
+
+def _candidates(hashes: np.ndarray, max_distance: int) -> np.ndarray:
+    """Pair codes ``i * n + j`` (i < j) of images within the radius on at least one chunk."""
+    n = len(hashes)
+    i, j = candidates(hashes, hashes, max_distance)
+    keep = i < j
+    return i[keep] * n + j[keep]
 
 
 def normalise_thumbs(thumbs: np.ndarray) -> np.ndarray:
@@ -129,7 +148,7 @@ def _confirm(i, j, hashes, thumbs, max_distance, thumb_tolerance):
 def near_pairs(hashes, max_distance: int = 8, thumbs: Optional[np.ndarray] = None,
                thumb_tolerance: Optional[float] = None) -> List[Tuple[int, int, int]]:
     """Near-duplicate pairs ``(i, j, distance)`` with ``i < j``, by multi-index hashing (sorted)."""
-    _check_distance(max_distance)
+    check_distance(max_distance)
     hashes = np.asarray(hashes, dtype=np.uint64)
     n = len(hashes)
     codes = _candidates(hashes, max_distance)
@@ -139,22 +158,13 @@ def near_pairs(hashes, max_distance: int = 8, thumbs: Optional[np.ndarray] = Non
 
 
 def near_pairs_naive(hashes, max_distance: int = 8, thumbs: Optional[np.ndarray] = None,
-                     thumb_tolerance: Optional[float] = None, block: int = 512) -> List[Tuple[int, int, int]]:
+                     thumb_tolerance: Optional[float] = None) -> List[Tuple[int, int, int]]:
     """The same pairs by comparing every pair (quadratic; for tests and the benchmark)."""
-    _check_distance(max_distance)
+    check_distance(max_distance)
     hashes = np.asarray(hashes, dtype=np.uint64)
-    n = len(hashes)
-    out_i, out_j = [], []
-    for start in range(0, n, block):
-        rows = np.arange(start, min(n, start + block))
-        d = hamming(hashes[rows, None], hashes[None, :])
-        r, c = np.nonzero(d <= max_distance)
-        keep = c > rows[r]
-        out_i.append(rows[r[keep]])
-        out_j.append(c[keep])
-    i = np.concatenate(out_i) if out_i else np.empty(0, np.int64)
-    j = np.concatenate(out_j) if out_j else np.empty(0, np.int64)
-    i, j, d = _confirm(i.astype(np.int64), j.astype(np.int64), hashes, thumbs, max_distance, thumb_tolerance)
+    i, j = candidates_naive(hashes, hashes, max_distance)
+    keep = i < j
+    i, j, d = _confirm(i[keep], j[keep], hashes, thumbs, max_distance, thumb_tolerance)
     return sorted(zip(i.tolist(), j.tolist(), d.tolist()))
 
 

@@ -9,9 +9,11 @@ from typing import Dict, List, Optional, Sequence
 
 import numpy as np
 
-from edgecnn.audit.duplicates import classify_groups, connected_groups, exact_pairs, near_pairs, near_pairs_naive
+from edgecnn.audit.duplicates import classify_groups, connected_groups, exact_pairs
 from edgecnn.audit.images import ImageRecord
 from edgecnn.audit.shortcuts import find_shortcuts
+from edgecnn.audit.transform import aligned_thumb_distance, describe_pair
+from edgecnn.audit.views import VIEWS, describe_view, near_view_pairs
 
 SEVERITIES = ("error", "warning", "info")
 # kind -> severity. Order is the order of the report.
@@ -25,7 +27,9 @@ KINDS = {
     "imbalance": "warning",
     "tiny_classes": "warning",
     "renamed_files": "info",
+    "label_issues": "warning",
 }
+MAX_PAIRS_DESCRIBED = 12  # per group: a folder of 50 copies of one photo needs no 1225 descriptions
 _GROUP_TEXTS = {
     "leakage": "group(s) of identical or near-identical images are in more than one split: val/test "
                "accuracy is inflated by images the model trained on",
@@ -60,36 +64,60 @@ def file_findings(records: Sequence[ImageRecord], names: Sequence[str]) -> List[
     return findings
 
 
-def search_duplicates(good: Sequence[ImageRecord], max_distance: int, thumb_tolerance, naive: bool):
-    """``(pairs, groups)``: near-duplicate pairs ``(i, j, distance)`` and the groups they and the exact
-    copies (same sha256) make, as indices into ``good``."""
-    hashes = np.asarray([r.hash for r in good], dtype=np.uint64)
-    thumbs = np.stack([r.thumb for r in good]) if good else np.empty((0, 8, 8, 3), np.uint8)
-    search = near_pairs_naive if naive else near_pairs
-    pairs = search(hashes, max_distance, thumbs, thumb_tolerance)
-    groups = connected_groups(len(good), [(i, j) for i, j, _ in pairs] + exact_pairs([r.sha256 for r in good]))
-    return pairs, groups
+def search_duplicates(good: Sequence[ImageRecord], max_distance: int, thumb_tolerance, naive: bool,
+                      method: str = "hash", features=None, min_similarity: float = 0.9):
+    """``(pairs, groups)``: near-duplicate pairs ``{"i", "j", ...evidence}`` and the groups they and the
+    exact copies (same sha256) make, as indices into ``good``. ``method`` ``hash``: the views of
+    :mod:`edgecnn.audit.views`; ``embedding``: cosine similarity of ``features`` (one row per image)."""
+    if method == "embedding":
+        from edgecnn.audit.embeddings import similar_pairs
+
+        pairs = [{"i": i, "j": j, "similarity": sim} for i, j, sim in similar_pairs(features, min_similarity)]
+    else:
+        views = np.stack([r.views for r in good]) if good else np.empty((0, 1), np.uint64)
+        thumbs = np.stack([r.view_thumbs for r in good]) if good else None
+
+        def recheck(query, holder, k):
+            return aligned_thumb_distance(good[holder], good[query], VIEWS[k][0], VIEWS[k][1])
+
+        pairs = [{"i": i, "j": j, "hash_distance": d, "view": describe_view(k), "view_of": good[h].rel,
+                  "_hint": {"container": 0 if h == i else 1, "mirrored": VIEWS[k][1], "crop": VIEWS[k][0]}}
+                 for i, j, d, k, h in near_view_pairs(views, thumbs, max_distance, thumb_tolerance, naive, recheck)]
+    edges = [(p["i"], p["j"]) for p in pairs] + exact_pairs([r.sha256 for r in good])
+    return pairs, connected_groups(len(good), edges)
 
 
-def _group_item(group, good, names, distance) -> dict:
+def _pair_item(good, i, j, evidence: dict) -> dict:
+    """One pair of a group: the transformation found (``how``) and the search's evidence."""
+    item = describe_pair(good[i], good[j], evidence.get("_hint"))
+    item.update({k: v for k, v in evidence.items() if k not in ("i", "j", "_hint")})
+    return item
+
+
+def _group_item(group, good, names, evidence) -> dict:
     members = [{"path": good[k].rel, "label": names[good[k].label], "split": good[k].split,
                 "sha256": good[k].sha256} for k in group]
-    dists = [distance.get((a, b)) for n, a in enumerate(group) for b in group[n + 1:]]
+    in_group = set(group)
+    edges = [key for key in evidence if key[0] in in_group and key[1] in in_group]
+    pairs = [_pair_item(good, i, j, evidence[(i, j)]) for i, j in sorted(edges)[:MAX_PAIRS_DESCRIBED]]
+    dists = [evidence[key].get("hash_distance") for key in edges]
     dists = [d for d in dists if d is not None]
     return {"files": members, "exact": len({good[k].sha256 for k in group}) == 1,
             "labels": sorted({names[good[k].label] for k in group}),
             "splits": sorted({good[k].split for k in group}),
-            "max_hash_distance": max(dists) if dists else 0}
+            "max_hash_distance": max(dists) if dists else 0, "pairs": pairs}
 
 
 def duplicate_findings(good: Sequence[ImageRecord], pairs, groups, names: Sequence[str]) -> List[dict]:
     """Leakage, label conflicts, exact and near-duplicates from the groups of :func:`search_duplicates`."""
-    distance = {(i, j): d for i, j, d in pairs}
+    evidence = {(p["i"], p["j"]): p for p in pairs}
+    for a, b in exact_pairs([r.sha256 for r in good]):
+        evidence.setdefault((min(a, b), max(a, b)), {"i": a, "j": b})
     classified = classify_groups(groups, [r.label for r in good], [r.split for r in good],
                                  [r.sha256 for r in good])
     findings = []
     for kind, text in _GROUP_TEXTS.items():
-        items = [_group_item(g, good, names, distance) for g in classified[kind]]
+        items = [_group_item(g, good, names, evidence) for g in classified[kind]]
         if items:
             findings.append(make_finding(kind, f"{len(items)} {text}", items))
     return findings
@@ -159,3 +187,14 @@ def shortcut_findings(good: Sequence[ImageRecord], names: Sequence[str], shortcu
         return []
     return [make_finding("shortcuts", f"{len(cues)} shortcut cue(s): a property other than the subject tells a "
                          "class apart; a model may learn it instead", cues)]
+
+
+def label_findings(good: Sequence[ImageRecord], features, names: Sequence[str], seed: int = 0) -> List[dict]:
+    """Likely label errors (cleanlab's confident learning on cross-validated predictions)."""
+    from edgecnn.audit.labels import find_label_errors
+
+    items = find_label_errors(good, features, names, seed)
+    if not items:
+        return []
+    return [make_finding("label_issues", f"{len(items)} image(s) look like another class than their label: check "
+                         "them, and fix the label or remove the image", items)]

@@ -15,6 +15,11 @@ goal: 186-393 images/s over 8 runs, median 278, 7 of 8 at >= 200 (the hand-writt
 pairs as the naive all-pairs search, all 152 planted copies among them. It is slower: about 320 us
 for a pHash of a 64x64 thumbnail against 140 us by hand (dHash 175 against 41 us), and 5-28% fewer
 images/s in 4 of 5 back-to-back pairs of benchmark runs.
+
+The views of :mod:`edgecnn.audit.views` (an image, its mirror and its crops: 24 hashes per image) use
+:func:`hashes_of`, the same two algorithms on a stack of grayscale thumbnails at once: imagehash
+runs one image at a time at about 130 us a pHash, which 24 views would make the whole audit's budget.
+A test checks that they give imagehash's bits on the same thumbnails.
 """
 
 import numpy as np
@@ -39,6 +44,38 @@ def image_hash(rgb: np.ndarray, method: str = "phash") -> int:
     image = Image.fromarray(np.ascontiguousarray(rgb))
     digest = imagehash.dhash(image) if method == "dhash" else imagehash.phash(image)
     return _pack(digest.hash)
+
+
+# The hash size each algorithm reads its grayscale thumbnail at, (height, width), as imagehash does.
+HASH_INPUT = {"phash": (32, 32), "dhash": (8, 9)}
+
+
+def _dct_matrix(n: int) -> np.ndarray:
+    """DCT-II as a matrix (unnormalised, as scipy.fftpack.dct): ``D @ x`` transforms the columns of x."""
+    k, i = np.arange(n)[:, None], np.arange(n)[None, :]
+    return 2.0 * np.cos(np.pi * k * (2 * i + 1) / (2 * n))
+
+
+_DCT32 = _dct_matrix(32)
+
+
+def hashes_of(gray: np.ndarray, method: str = "phash") -> np.ndarray:
+    """64-bit hashes (uint64) of a stack of grayscale thumbnails, N x H x W at ``HASH_INPUT[method]``.
+
+    pHash: the 8x8 lowest frequencies of the 2-D DCT against their median; dHash: one bit per
+    horizontal neighbour comparison. The same bits as imagehash's ``phash``/``dhash`` on each thumbnail.
+    """
+    if method not in HASH_METHODS:
+        raise ValueError(f"unknown hash method '{method}'; use one of {', '.join(HASH_METHODS)}")
+    g = np.asarray(gray, dtype=np.float64)
+    if g.shape[1:] != HASH_INPUT[method]:
+        raise ValueError(f"{method} reads {HASH_INPUT[method]} thumbnails, got {g.shape[1:]}")
+    if method == "phash":
+        low = (_DCT32[:8] @ g @ _DCT32[:8].T).reshape(len(g), 64)
+        bits = low > np.median(low, axis=1, keepdims=True)
+    else:
+        bits = (g[:, :, 1:] > g[:, :, :-1]).reshape(len(g), 64)
+    return (bits.astype(np.uint64) * _POWERS).sum(axis=1, dtype=np.uint64)
 
 
 def popcount64(x: np.ndarray) -> np.ndarray:

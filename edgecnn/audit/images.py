@@ -1,5 +1,6 @@
-"""One pass over every file: scan (the same scanner as finetune), sha256, perceptual hash and the
-small numbers the shortcut check compares (size, aspect ratio, brightness, colour, format, EXIF).
+"""One pass over every file: scan (the same scanner as finetune), sha256, the perceptual hashes of
+its views (:mod:`edgecnn.audit.views`) and the small numbers the shortcut check compares (size,
+aspect ratio, brightness, colour, format, EXIF).
 """
 
 from dataclasses import dataclass
@@ -8,7 +9,8 @@ from typing import Optional
 
 import numpy as np
 
-from edgecnn.audit.hashing import image_hash
+from edgecnn.audit.hashing import hashes_of
+from edgecnn.audit.views import view_stack
 from edgecnn.data.scan import DEFAULT_MAX_PIXELS, scan_details
 
 THUMB = 8  # colour thumbnail side used to confirm a near-duplicate
@@ -30,8 +32,12 @@ class ImageRecord:
     mode: Optional[str]
     orientation: int = 1
     sha256: Optional[str] = None
-    hash: int = 0
-    thumb: Optional[np.ndarray] = None  # THUMB x THUMB x 3 uint8
+    hash: int = 0  # the plain view's hash (views[0])
+    thumb: Optional[np.ndarray] = None  # THUMB x THUMB x 3 uint8 (view_thumbs[0])
+    views: Optional[np.ndarray] = None  # uint64 hash of each view of edgecnn.audit.views.VIEWS
+    view_thumbs: Optional[np.ndarray] = None  # V x THUMB x THUMB x 3 uint8
+    gray: Optional[np.ndarray] = None  # 64 x 64 uint8, to tell what an edited copy went through
+    colour: Optional[np.ndarray] = None  # 32 x 32 x 3 uint8, to check the colours of an aligned pair
     brightness: float = 0.0  # mean luma 0-255
     colour_a: float = 0.0  # CIELAB a*: green (-) to red (+)
     colour_b: float = 0.0  # CIELAB b*: blue (-) to yellow (+)
@@ -39,15 +45,21 @@ class ImageRecord:
 
 
 def describe(rgb: np.ndarray, hash_method: str = "phash") -> dict:
-    """Perceptual hash, colour thumbnail and colour statistics of an RGB image."""
+    """Perceptual hashes and colour thumbnails of its views, and colour statistics of an RGB image."""
     import cv2
 
     small = cv2.resize(rgb, (64, 64), interpolation=cv2.INTER_AREA) if rgb.shape[:2] != (64, 64) else rgb
     lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
     spread = small.max(axis=2).astype(np.int16) - small.min(axis=2).astype(np.int16)
+    grays, thumbs, gray = view_stack(rgb, small, hash_method)
+    views = hashes_of(grays, hash_method)
     return {
-        "hash": image_hash(small, hash_method),
-        "thumb": cv2.resize(small, (THUMB, THUMB), interpolation=cv2.INTER_AREA),
+        "hash": int(views[0]),
+        "thumb": thumbs[0],
+        "views": views,
+        "view_thumbs": thumbs,
+        "gray": gray,
+        "colour": cv2.resize(small, (32, 32), interpolation=cv2.INTER_AREA),
         "brightness": float(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY).mean()),
         "colour_a": float(lab[..., 1].mean()),
         "colour_b": float(lab[..., 2].mean()),

@@ -2,21 +2,24 @@
 
 The audit is a short list of steps: check the settings, find the files (:func:`edgecnn.data.folders.discover`,
 the walker finetune uses), scan and hash each one, give each the split finetune would, then the checks
-of :mod:`edgecnn.audit.findings` (files, duplicates, class balance, shortcut cues), and the result.
+of :mod:`edgecnn.audit.findings` (files, duplicates, class balance, shortcut cues, and with ``labels``
+likely label errors), and the result. The pretrained base runs only for ``method="embedding"`` or
+``labels=True``: the default audit needs no TensorFlow.
 """
 
 import time
 from typing import List, Optional
 
 from edgecnn.audit.findings import (KINDS, SEVERITIES, balance_basis, balance_findings, class_counts,
-                                    duplicate_findings, file_findings, imbalance_ratio, search_duplicates,
-                                    shortcut_findings, sort_findings)
+                                    duplicate_findings, file_findings, imbalance_ratio, label_findings,
+                                    search_duplicates, shortcut_findings, sort_findings)
 from edgecnn.audit.hashing import HASH_METHODS
 from edgecnn.audit.images import ImageRecord, record_image
 from edgecnn.errors import DataError
 from edgecnn.data.scan import DEFAULT_MAX_PIXELS, ScanResult
 
 SCHEMA = "edgecnn.audit/1"
+DEFAULT_MAX_DISTANCE = 12  # bits; measured: planted crops of up to 10% per side within 12, other photos >= 14
 # Words accepted by --fail-on besides the kinds themselves.
 FAIL_ON_ALIASES = {
     "conflicts": ["label_conflicts"],
@@ -26,9 +29,20 @@ FAIL_ON_ALIASES = {
     "any": list(KINDS),
 }
 TOO_GOOD_ACCURACY = 0.98
+# "hash": the views of edgecnn.audit.views (the default: it found every planted transformation at
+# >= 0.96 recall in benchmarks/audit_recall.py, needs no model and runs at hundreds of images/s);
+# "embedding": cosine similarity of the pretrained base's pooled features (needs --weights).
+METHODS = ("hash", "embedding")
 
 
-def _check_settings(hash_method: str, max_distance: int) -> None:
+def _check_settings(hash_method: str, max_distance: int, method: str = "hash", weights=None,
+                    labels: bool = False) -> None:
+    if method not in METHODS:
+        raise DataError(f"unknown near-duplicate method '{method}'; use one of {', '.join(METHODS)}.")
+    if (method == "embedding" or labels) and not weights:
+        needs = "--method embedding" if method == "embedding" else "--labels"
+        raise DataError(f"{needs} needs the pretrained base: pass --weights PATH (a no-top .h5 file such as "
+                        "mobilenet_v1_0.5_160_imagenet_notop.h5; nothing is downloaded).")
     if hash_method not in HASH_METHODS:
         raise DataError(f"unknown hash method '{hash_method}'; use one of {', '.join(HASH_METHODS)}.")
     if not 0 <= int(max_distance) <= 32:
@@ -91,16 +105,28 @@ def _result(disc, records, good, settings, split_note, counts, ratio, pairs, fin
     }
 
 
-def audit_dataset(data_dir, max_distance: int = 8, hash_method: str = "phash", thumb_tolerance: float = 0.2,
-                  val_fraction: float = 0.2, test_fraction: float = 0.1, seed: int = 0,
+def _features(good, method, labels, weights, base, progress):
+    """The base's pooled features of ``good`` when the method or the label check needs them, else None."""
+    if method != "embedding" and not labels:
+        return None, None
+    from edgecnn.audit.embeddings import base_from_weights, pooled_features
+
+    spec = base_from_weights(weights, **base)
+    return spec, pooled_features(good, spec, progress)
+
+
+def audit_dataset(data_dir, max_distance: int = DEFAULT_MAX_DISTANCE, hash_method: str = "phash",
+                  thumb_tolerance: float = 0.2, val_fraction: float = 0.2, test_fraction: float = 0.1, seed: int = 0,
                   max_pixels: int = DEFAULT_MAX_PIXELS, min_class_images: int = 20,
                   max_imbalance: float = 3.0, shortcut_auc: float = 0.9, naive: bool = False,
-                  progress: bool = False) -> dict:
+                  progress: bool = False, method: str = "hash", labels: bool = False, weights=None,
+                  backbone=None, alpha=None, input_size=None, min_similarity: float = 0.9) -> dict:
     """Audit ``data_dir``: bad files, duplicates, leakage, label conflicts, imbalance, shortcut cues.
 
     Args:
         data_dir: DATA_DIR in the folders or splits layout (as for ``edgecnn finetune``).
-        max_distance: near-duplicate threshold in bits of the 64-bit perceptual hash (0 = same hash).
+        max_distance: near-duplicate threshold in bits of the 64-bit perceptual hash (0 = same hash),
+            between an image and any view (mirror image, crop) of another.
         hash_method: ``phash`` (DCT, the default; robust to re-encoding, resizing, brightness) or
             ``dhash``.
         thumb_tolerance: near-duplicates must also have 8x8 colour thumbnails (normalised for
@@ -114,6 +140,11 @@ def audit_dataset(data_dir, max_distance: int = 8, hash_method: str = "phash", t
         shortcut_auc: report a per-class property that alone separates the class with this AUC.
         naive: compare all pairs instead of the multi-index search (same pairs; for checking).
         progress: show a progress bar.
+        method: ``hash`` (views of perceptual hashes) or ``embedding`` (the base's pooled features).
+        labels: also report likely label errors (cleanlab on cross-validated predictions).
+        weights, backbone, alpha, input_size: the pretrained base for ``embedding`` and ``labels``; the
+            backbone, width and size are read from a registry-style file name when not given.
+        min_similarity: ``embedding``: cosine similarity at which two images are near-duplicates.
 
     Returns:
         A JSON-safe dict: ``findings`` (each with ``kind``, ``severity``, ``count``, ``message``,
@@ -125,25 +156,37 @@ def audit_dataset(data_dir, max_distance: int = 8, hash_method: str = "phash", t
     """
     from edgecnn.data.folders import discover
 
-    _check_settings(hash_method, max_distance)
-    settings = {"max_distance": int(max_distance), "hash_method": hash_method, "thumb_tolerance": thumb_tolerance,
+    _check_settings(hash_method, max_distance, method, weights, labels)
+    settings = {"method": method, "max_distance": int(max_distance), "hash_method": hash_method,
+                "thumb_tolerance": thumb_tolerance,
                 "val_fraction": val_fraction, "test_fraction": test_fraction, "seed": seed,
                 "max_pixels": max_pixels, "min_class_images": min_class_images, "max_imbalance": max_imbalance,
-                "shortcut_auc": shortcut_auc, "search": "naive" if naive else "multi-index"}
+                "shortcut_auc": shortcut_auc, "search": "naive" if naive else "multi-index", "labels": bool(labels)}
+    if method == "embedding":
+        from edgecnn.audit.embeddings import check_similarity
+
+        check_similarity(min_similarity)
+        settings["min_similarity"] = min_similarity
     t0 = time.perf_counter()
     disc = discover(data_dir)
     records = _scan_all(disc, hash_method, max_pixels, progress)
     t_scan = time.perf_counter()
     split_note = _assign_splits(disc, records, val_fraction, test_fraction, seed)
     good = [r for r in records if r.ok]
+    spec, features = _features(good, method, labels, weights,
+                               {"backbone": backbone, "alpha": alpha, "input_size": input_size}, progress)
+    if spec:
+        settings["base"] = spec
     findings = file_findings(records, disc.labels)
-    pairs, groups = search_duplicates(good, max_distance, thumb_tolerance, naive)
+    pairs, groups = search_duplicates(good, max_distance, thumb_tolerance, naive, method, features, min_similarity)
     t_search = time.perf_counter()
     findings += duplicate_findings(good, pairs, groups, disc.labels)
     counts = class_counts(good, disc.labels)
     basis, base_counts = balance_basis(good, disc.labels, disc.layout, counts)
     findings += balance_findings(basis, base_counts, min_class_images, max_imbalance)
     findings += shortcut_findings(good, disc.labels, shortcut_auc)
+    if labels:
+        findings += label_findings(good, features, disc.labels, seed)
     findings = sort_findings(findings)
     return _result(disc, records, good, settings, split_note, counts, imbalance_ratio(base_counts), pairs,
                    findings, (t0, t_scan, t_search, time.perf_counter()))

@@ -237,7 +237,7 @@ def test_cli_text_and_fail_on(planted, tmp_path):
     assert "Findings: 2 error(s), 1 warning(s), 1 note(s)" in lines
     assert ("[error] Leakage across splits: 2 group(s) of identical or near-identical images are in more than one "
             "split: val/test accuracy is inflated by images the model trained on") in lines
-    assert "    - train/circle/circle_04.jpg [train], train/square/conflict.jpg [train] (identical)" in lines
+    assert "    - train/circle/circle_04.jpg [train] -> train/square/conflict.jpg [train]: identical file" in lines
     failing = runner.invoke(cli, ["audit", str(planted), "--min-class-images", "5", "--fail-on", "leakage,conflicts"])
     assert failing.exit_code == 1
     assert failing.output.splitlines()[-1] == "Failing (--fail-on): leakage, label_conflicts"

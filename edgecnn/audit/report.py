@@ -20,14 +20,34 @@ _TITLES = {
     "imbalance": "Class imbalance",
     "tiny_classes": "Tiny classes",
     "renamed_files": "Wrong extensions",
+    "label_issues": "Likely label errors",
 }
+
+
+def _evidence(pair: dict) -> str:
+    """What the search saw: ``hash 4 bits from a's mirrored view`` or ``cosine similarity 0.95``."""
+    if "similarity" in pair:
+        return f"cosine similarity {pair['similarity']:.2f}"
+    if "hash_distance" in pair:
+        return f"hash {pair['hash_distance']} of 64 bits from the {pair['view']} view of {pair['view_of']}"
+    return "same file content (sha256)"
+
+
+def _pair_line(pair: dict, where: dict) -> str:
+    """``train/a.jpg -> val/b.jpg: mirrored, cropped 6%``."""
+    label = lambda path: f"{path} [{where[path]}]" if where.get(path, "all") != "all" else path  # noqa: E731
+    return f"{label(pair['a'])} -> {label(pair['b'])}: {pair['how']}"
 
 
 def _item_line(kind: str, item: dict) -> str:
     if "files" in item:
+        where = {f["path"]: f["split"] for f in item["files"]}
+        if item.get("pairs"):
+            return "; ".join(_pair_line(p, where) for p in item["pairs"])
         files = ", ".join(f"{f['path']} [{f['split']}]" if f["split"] != "all" else f["path"] for f in item["files"])
-        how = "identical" if item["exact"] else f"near, <= {item['max_hash_distance']} bits"
-        return f"{files} ({how})"
+        return f"{files} ({'identical' if item['exact'] else 'near'})"
+    if kind == "label_issues":
+        return item["message"]
     if kind in ("bad_files", "renamed_files"):
         return f"{item['path']}: {item['reason']}"
     if kind == "shortcuts":
@@ -87,12 +107,38 @@ table{border-collapse:collapse;margin:.5em 0}td,th{border:1px solid #ccc;padding
 .group{display:flex;gap:.6em;flex-wrap:wrap;border:1px solid #ddd;padding:.5em;margin:.4em 0;border-radius:.3em}
 figure{margin:0;font-size:.75em;max-width:110px;word-break:break-all}img{display:block;max-width:96px}
 .ok{color:#1e8449}code{background:#f4f4f4;padding:0 .2em}
+.pair{display:flex;gap:.6em;align-items:center;border-left:3px solid #aaa;padding-left:.5em}
+.how{max-width:14em;font-size:.85em;text-align:center}
 """
 
 
 def _settings(settings: dict) -> str:
     """``max distance 8, hash method phash, ...``: the audit's settings in words, not a JSON dict."""
     return ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in settings.items())
+
+
+def _figure(root: Path, rel: str, caption: str) -> str:
+    esc = html.escape
+    uri = _thumb_uri(root, rel)
+    img = f"<img src='{uri}' alt=''>" if uri else ""
+    return f"<figure>{img}<figcaption>{esc(rel)}<br>{esc(caption)}</figcaption></figure>"
+
+
+def _group_html(root: Path, item: dict) -> str:
+    """A duplicate group: each pair side by side with what was done to the copy between them."""
+    esc = html.escape
+    where = {f["path"]: f for f in item["files"]}
+    caption = lambda path: f"{where[path]['label']} / {where[path]['split']}"  # noqa: E731
+    head = (f"<div><b>{'identical files' if item['exact'] else 'near-identical'}</b><br>labels: "
+            f"{esc(', '.join(item['labels']))}<br>splits: {esc(', '.join(item['splits']))}</div>")
+    rows = []
+    for pair in item.get("pairs", []):
+        rows.append(f"<div class='pair'>{_figure(root, pair['a'], caption(pair['a']))}"
+                    f"<div class='how'><b>{esc(pair['how'])}</b><br><small>{esc(_evidence(pair))}</small></div>"
+                    f"{_figure(root, pair['b'], caption(pair['b']))}</div>")
+    if not rows:
+        rows = [_figure(root, f["path"], caption(f["path"])) for f in item["files"]]
+    return f"<div class='group'>{head}{''.join(rows)}</div>"
 
 
 def render_html(result: dict, max_groups: int = 50) -> str:
@@ -123,23 +169,19 @@ def render_html(result: dict, max_groups: int = 50) -> str:
         items = f["items"]
         if items and "files" in items[0]:
             for item in items[:max_groups]:
-                how = "identical files" if item["exact"] else f"near-identical (hash distance <= {item['max_hash_distance']})"
-                out.append(f"<div class='group'><div><b>{esc(how)}</b><br>labels: {esc(', '.join(item['labels']))}"
-                           f"<br>splits: {esc(', '.join(item['splits']))}</div>")
-                for file in item["files"]:
-                    uri = _thumb_uri(root, file["path"])
-                    img = f"<img src='{uri}' alt=''>" if uri else ""
-                    out.append(f"<figure>{img}<figcaption>{esc(file['path'])}<br>{esc(file['label'])} / "
-                               f"{esc(file['split'])}</figcaption></figure>")
-                out.append("</div>")
+                out.append(_group_html(root, item))
             if len(items) > max_groups:
                 out.append(f"<p>... and {len(items) - max_groups} more groups in audit.json.</p>")
+        elif f["kind"] == "label_issues":
+            out.append("<div class='group'>" + "".join(_figure(root, i["path"], f"labelled {i['label']}, looks like "
+                                                               f"{i['likely_label']} ({i['p_likely']:.2f})")
+                                                       for i in items[:max_groups]) + "</div>")
         elif f["kind"] == "shortcuts":
             out.append("<table><tr><th>class</th><th>property</th><th>numbers</th></tr>")
             for c in items:
-                if c["kind"] == "number":
+                if c["kind"] == "number":  # the AUC that separates, as the sentence says it (not P(class > rest))
                     nums = (f"median {c['class_median']} vs {c['rest_median']} (rest); range {c['class_range']} vs "
-                            f"{c['rest_range']}; AUC {c['auc']}")
+                            f"{c['rest_range']}; separates with AUC {c['separation_auc']:.2f}")
                 else:
                     nums = f"'{c['value']}': {c['class_share']:.0%} of the class vs {c['rest_share']:.0%} of the rest"
                 out.append(f"<tr><td>{esc(c['class'])}</td><td>{esc(c['property'])}</td><td>{esc(nums)}</td></tr>")

@@ -92,7 +92,10 @@ def find_shortcuts(features: Dict[str, Sequence], labels: Sequence[int], names: 
             seen_pairs.add(prop)
             direction = "higher" if med_in > med_out else "lower"
             cues.append({
+                # auc: P(class value > rest value); separation_auc: how well one threshold separates them,
+                # the figure the message (and the report's table) gives
                 "class": name, "property": prop, "kind": "number", "auc": round(a, 3),
+                "separation_auc": round(max(a, 1 - a), 3),
                 "class_median": round(med_in, 3), "rest_median": round(med_out, 3),
                 "class_range": [round(float(values[mask].min()), 3), round(float(values[mask].max()), 3)],
                 "rest_range": [round(float(values[~mask].min()), 3), round(float(values[~mask].max()), 3)],

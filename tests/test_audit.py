@@ -260,3 +260,24 @@ def test_cli_json_and_report(planted, tmp_path):
     assert (tmp_path / "rep" / "audit.html").read_text().startswith("<!doctype html>")
     saved = json.loads((tmp_path / "rep" / "audit.json").read_text())
     assert saved["summary"] == result["summary"]
+
+
+def test_view_hashes_are_imagehash_bits_and_the_view_search_equals_naive():
+    import imagehash
+    from PIL import Image
+
+    from edgecnn.audit.hashing import _pack, hashes_of
+    from edgecnn.audit.views import VIEWS, describe_view, near_view_pairs
+
+    rng = np.random.default_rng(3)
+    gray = rng.integers(0, 256, (20, 32, 32), dtype=np.uint8)
+    assert hashes_of(gray).tolist() == [_pack(imagehash.phash(Image.fromarray(g)).hash) for g in gray]
+    small = rng.integers(0, 256, (20, 8, 9), dtype=np.uint8)
+    assert hashes_of(small, "dhash").tolist() == [_pack(imagehash.dhash(Image.fromarray(g)).hash) for g in small]
+    with pytest.raises(ValueError, match=r"phash reads \(32, 32\) thumbnails"):
+        hashes_of(small)
+    views = rng.integers(0, 2 ** 63, (300, len(VIEWS)), dtype=np.int64).astype(np.uint64)
+    views[150:, 0] = views[:150, 5] ^ np.uint64(0b1011)  # plain hashes 3 bits from another image's view 5
+    fast, slow = near_view_pairs(views, None, 6, None), near_view_pairs(views, None, 6, None, naive=True)
+    assert fast == slow and [(i, j, d, k, h) for i, j, d, k, h in fast[:1]] == [(0, 150, 3, 5, 0)]
+    assert describe_view(0) == "image" and describe_view(1) == "mirrored" and describe_view(5) == "mirrored, crop 8%"

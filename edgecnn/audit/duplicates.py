@@ -1,5 +1,8 @@
 """Exact and near-duplicate search, and grouping of duplicates into leakage / conflicts / copies.
 
+(The audit searches the views of :mod:`edgecnn.audit.views`, an image's mirror image and crops,
+with :func:`candidates` below; ``near_pairs`` is the same search on one hash per image.)
+
 Near-duplicates are pairs of images whose 64-bit perceptual hashes differ in at most
 ``max_distance`` bits and whose 8x8 colour thumbnails, each normalised to zero mean and unit
 standard deviation, differ by at most ``thumb_tolerance`` (mean absolute difference, in standard

@@ -281,3 +281,19 @@ def test_view_hashes_are_imagehash_bits_and_the_view_search_equals_naive():
     fast, slow = near_view_pairs(views, None, 6, None), near_view_pairs(views, None, 6, None, naive=True)
     assert fast == slow and [(i, j, d, k, h) for i, j, d, k, h in fast[:1]] == [(0, 150, 3, 5, 0)]
     assert describe_view(0) == "image" and describe_view(1) == "mirrored" and describe_view(5) == "mirrored, crop 8%"
+
+
+def test_crowded_hashes_fall_back_to_comparing_all_and_find_the_same_pairs():
+    from edgecnn.audit import duplicates
+
+    rng = np.random.default_rng(5)
+    base = np.uint64(rng.integers(0, 2 ** 63))
+    masks = [sum(1 << int(b) for b in rng.choice(64, size=int(rng.integers(0, 5)), replace=False)) for _ in range(300)]
+    hashes = np.asarray([base ^ np.uint64(m) for m in masks], dtype=np.uint64)  # all within 8 bits of each other
+    tables_share = duplicates.NAIVE_SHARE
+    assert near_pairs(hashes, 6) == near_pairs_naive(hashes, 6)  # the fallback (crowded)
+    duplicates.NAIVE_SHARE = float("inf")  # force the chunk look-ups on the same hashes
+    try:
+        assert near_pairs(hashes, 6) == near_pairs_naive(hashes, 6)
+    finally:
+        duplicates.NAIVE_SHARE = tables_share

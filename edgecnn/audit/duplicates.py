@@ -76,6 +76,21 @@ def check_distance(max_distance: int) -> None:
                          "(of 64); 4-10 finds re-encoded, resized or slightly edited copies.")
 
 
+NAIVE_SHARE = 0.05  # more chunk collisions than this share of all comparisons: compare them all instead
+
+
+def _expected(tables, queries) -> int:
+    """How many candidates the chunk look-ups would yield (binary searches only, nothing gathered)."""
+    total = 0
+    for shift, width, _, sorted_keys, masks in tables:
+        qkeys = (queries >> np.uint64(shift)) & np.uint64((1 << width) - 1)
+        for start in range(0, len(queries), 4096):
+            probes = (qkeys[start:start + 4096, None] ^ masks[None, :]).ravel()
+            total += int((np.searchsorted(sorted_keys, probes, side="right")
+                          - np.searchsorted(sorted_keys, probes, side="left")).sum())
+    return total
+
+
 def candidates(index: np.ndarray, queries: np.ndarray, max_distance: int, block: int = 4096):
     """``(query, entry)`` index arrays of every query hash within the radius of an ``index`` hash on at
     least one chunk (a superset of the pairs within ``max_distance`` bits; each pair once)."""
@@ -83,13 +98,18 @@ def candidates(index: np.ndarray, queries: np.ndarray, max_distance: int, block:
     if n == 0 or nq == 0:
         return np.empty(0, dtype=np.int64), np.empty(0, dtype=np.int64)
     m, radius = plan_search(n, max_distance)
-    codes = []
+    tables = []
     for shift, width in _chunks(m):
         keys = (index >> np.uint64(shift)) & np.uint64((1 << width) - 1)
-        qkeys = (queries >> np.uint64(shift)) & np.uint64((1 << width) - 1)
         order = np.argsort(keys, kind="stable")
-        sorted_keys = keys[order]
-        masks = _flip_masks(width, radius)
+        tables.append((shift, width, order, keys[order], _flip_masks(width, radius)))
+    if _expected(tables, queries) > NAIVE_SHARE * n * nq:
+        # Hashes that crowd together (generated images, the 24 views of one photo at a large radius)
+        # give more chunk collisions than comparisons: then comparing all of them is cheaper.
+        return candidates_naive(index, queries, max_distance)
+    codes = []
+    for shift, width, order, sorted_keys, masks in tables:
+        qkeys = (queries >> np.uint64(shift)) & np.uint64((1 << width) - 1)
         for start in range(0, nq, block):
             rows = np.arange(start, min(nq, start + block))
             probes = (qkeys[rows, None] ^ masks[None, :]).ravel()

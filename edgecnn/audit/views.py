@@ -78,7 +78,7 @@ def view_stack(rgb: np.ndarray, small: np.ndarray, method: str):
     return np.stack(grays), np.stack(thumbs), cv2.resize(gray, (64, 64), interpolation=cv2.INTER_AREA)
 
 
-RECHECK_FACTOR = 1.75  # thumbnails this many times the tolerance apart are compared again, aligned
+RECHECK_FACTOR = 1.5  # thumbnails this many times the tolerance apart are compared again, aligned
 
 
 def _recheck(keep, far, q, holder, view, tolerance, recheck) -> None:

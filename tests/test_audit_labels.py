@@ -8,6 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from edgecnn.audit import audit_dataset
+from edgecnn.audit.report import format_audit, render_html
 from edgecnn.cli import cli
 from edgecnn.errors import DataError
 
@@ -51,6 +52,9 @@ def test_flipped_labels_are_named_with_the_class_they_look_like(mislabelled, wei
             assert item["message"].startswith(f"{wrong}/{name} is labelled '{wrong}' but looks like '{true_class}'")
     # the flipped photos are the most suspicious ones, not lost among many
     assert len(flagged) <= 4 + 6, sorted(flagged)
+    page, text = render_html(result), format_audit(result)
+    assert "Likely label errors (" in page and "labelled bees, looks like ants" in page
+    assert f"[warning] Likely label errors: {len(flagged)} image(s) look like another class than their label" in text
     assert result["settings"]["base"] == {"backbone": "mobilenet_v2", "alpha": 1.0, "input_size": 224,
                                           "weights": weights}
 

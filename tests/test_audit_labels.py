@@ -2,6 +2,7 @@
 each with the class it looks like, by cleanlab on cross-validated predictions from the pretrained
 base's pooled features; and the embedding method finds a planted copy. Needs ../shared."""
 
+import json
 import shutil
 
 import pytest
@@ -83,3 +84,14 @@ def test_the_base_is_required_and_checked(mislabelled, tmp_path):
         audit_dataset(mislabelled, labels=True, weights=str(odd))
     out = CliRunner().invoke(cli, ["audit", str(mislabelled), "--labels"])
     assert out.exit_code == 2 and out.output.startswith("Error: --labels needs the pretrained base")
+
+
+def test_a_runs_cached_features_are_used_when_they_cover_every_image(hymenoptera, hymenoptera_run):
+    out = CliRunner().invoke(cli, ["audit", str(hymenoptera), "--run", str(hymenoptera_run), "--json"])
+    assert out.exit_code == 0, out.output
+    result = json.loads(out.stdout)
+    assert result["settings"]["labels"] and result["settings"]["base"]["cached"]
+    assert result["settings"]["base"]["backbone"] == "mobilenet_v1" and result["settings"]["base"]["alpha"] == 0.5
+    issues = [item for f in result["findings"] if f["kind"] == "label_issues" for item in f["items"]]
+    assert all(i["likely_label"] != i["label"] and i["p_likely"] > i["p_label"] for i in issues)
+    assert len(issues) < 0.1 * result["usable"]  # a few doubtful photos, not a tenth of a clean dataset

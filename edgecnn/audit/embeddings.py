@@ -88,3 +88,32 @@ def similar_pairs(features: np.ndarray, min_similarity: float = DEFAULT_MIN_SIMI
             if j > i:
                 pairs.append((i, int(j), round(1.0 - d * d / 2.0, 4)))
     return sorted(pairs)
+
+
+def run_features(run_dir, records: Sequence) -> Tuple[dict, Optional[np.ndarray]]:
+    """``(base spec, features)`` from a finetune RUN_DIR: its base (run.json's model section) and, when
+    its feature cache (``RUN_DIR/.cache/features-*.npz``) covers every record (matched by sha256), the
+    features finetune computed, else None (the caller runs the base)."""
+    from edgecnn.run import load_run
+
+    run = load_run(run_dir)
+    model = run.get("model", {})
+    spec = {"backbone": model.get("backbone"), "alpha": model.get("alpha"), "input_size": model.get("input_size"),
+            "weights": model.get("weights")}
+    splits = {name: entries for name, entries in run.get("data", {}).get("splits", {}).items() if entries}
+    by_sha = {}
+    for path in sorted((Path(run_dir) / ".cache").glob("features-*.npz")):
+        try:
+            with np.load(path) as cache:
+                if all(name in cache.files and len(cache[name]) == len(entries) for name, entries in splits.items()):
+                    by_sha = {e["sha256"]: row for name, entries in splits.items()
+                              for e, row in zip(entries, np.asarray(cache[name], dtype=np.float32))}
+                    break
+        except (OSError, ValueError):  # a damaged cache file: finetune would recompute it too
+            continue
+    if records and all(r.sha256 in by_sha for r in records):
+        return spec, np.stack([by_sha[r.sha256] for r in records])
+    if not (spec["weights"] and Path(str(spec["weights"])).is_file()):
+        raise DataError(f"RUN_DIR '{run_dir}': its feature cache does not cover these images and its base weights "
+                        f"'{spec['weights']}' are not a local file; pass --weights PATH instead of --run.")
+    return spec, None

@@ -36,13 +36,13 @@ METHODS = ("hash", "embedding")
 
 
 def _check_settings(hash_method: str, max_distance: int, method: str = "hash", weights=None,
-                    labels: bool = False) -> None:
+                    labels: bool = False, run=None) -> None:
     if method not in METHODS:
         raise DataError(f"unknown near-duplicate method '{method}'; use one of {', '.join(METHODS)}.")
-    if (method == "embedding" or labels) and not weights:
+    if (method == "embedding" or labels) and not (weights or run):
         needs = "--method embedding" if method == "embedding" else "--labels"
         raise DataError(f"{needs} needs the pretrained base: pass --weights PATH (a no-top .h5 file such as "
-                        "mobilenet_v1_0.5_160_imagenet_notop.h5; nothing is downloaded).")
+                        "mobilenet_v1_0.5_160_imagenet_notop.h5; nothing is downloaded) or --run RUN_DIR.")
     if hash_method not in HASH_METHODS:
         raise DataError(f"unknown hash method '{hash_method}'; use one of {', '.join(HASH_METHODS)}.")
     if not 0 <= int(max_distance) <= 32:
@@ -105,13 +105,19 @@ def _result(disc, records, good, settings, split_note, counts, ratio, pairs, fin
     }
 
 
-def _features(good, method, labels, weights, base, progress):
-    """The base's pooled features of ``good`` when the method or the label check needs them, else None."""
+def _features(good, method, labels, weights, base, run, progress):
+    """The base's pooled features of ``good`` when the method or the label check needs them, else None:
+    a run's cached features when they cover every image, else the base run over the images."""
     if method != "embedding" and not labels:
         return None, None
-    from edgecnn.audit.embeddings import base_from_weights, pooled_features
+    from edgecnn.audit.embeddings import base_from_weights, pooled_features, run_features
 
-    spec = base_from_weights(weights, **base)
+    if run and not weights:
+        spec, features = run_features(run, good)
+        if features is not None:
+            return dict(spec, cached=True), features
+    else:
+        spec = base_from_weights(weights, **base)
     return spec, pooled_features(good, spec, progress)
 
 
@@ -120,7 +126,7 @@ def audit_dataset(data_dir, max_distance: int = DEFAULT_MAX_DISTANCE, hash_metho
                   max_pixels: int = DEFAULT_MAX_PIXELS, min_class_images: int = 20,
                   max_imbalance: float = 3.0, shortcut_auc: float = 0.9, naive: bool = False,
                   progress: bool = False, method: str = "hash", labels: bool = False, weights=None,
-                  backbone=None, alpha=None, input_size=None, min_similarity: float = 0.9) -> dict:
+                  backbone=None, alpha=None, input_size=None, min_similarity: float = 0.9, run=None) -> dict:
     """Audit ``data_dir``: bad files, duplicates, leakage, label conflicts, imbalance, shortcut cues.
 
     Args:
@@ -145,6 +151,8 @@ def audit_dataset(data_dir, max_distance: int = DEFAULT_MAX_DISTANCE, hash_metho
         weights, backbone, alpha, input_size: the pretrained base for ``embedding`` and ``labels``; the
             backbone, width and size are read from a registry-style file name when not given.
         min_similarity: ``embedding``: cosine similarity at which two images are near-duplicates.
+        run: a finetune RUN_DIR whose base (and feature cache, when it covers every image) to use
+            instead of ``weights``.
 
     Returns:
         A JSON-safe dict: ``findings`` (each with ``kind``, ``severity``, ``count``, ``message``,
@@ -156,7 +164,7 @@ def audit_dataset(data_dir, max_distance: int = DEFAULT_MAX_DISTANCE, hash_metho
     """
     from edgecnn.data.folders import discover
 
-    _check_settings(hash_method, max_distance, method, weights, labels)
+    _check_settings(hash_method, max_distance, method, weights, labels, run)
     settings = {"method": method, "max_distance": int(max_distance), "hash_method": hash_method,
                 "thumb_tolerance": thumb_tolerance,
                 "val_fraction": val_fraction, "test_fraction": test_fraction, "seed": seed,
@@ -174,7 +182,7 @@ def audit_dataset(data_dir, max_distance: int = DEFAULT_MAX_DISTANCE, hash_metho
     split_note = _assign_splits(disc, records, val_fraction, test_fraction, seed)
     good = [r for r in records if r.ok]
     spec, features = _features(good, method, labels, weights,
-                               {"backbone": backbone, "alpha": alpha, "input_size": input_size}, progress)
+                               {"backbone": backbone, "alpha": alpha, "input_size": input_size}, run, progress)
     if spec:
         settings["base"] = spec
     findings = file_findings(records, disc.labels)

@@ -39,6 +39,9 @@ from edgecnn.cli.common import emit, output_options
 @click.option("--weights", type=click.Path(dir_okay=False),
               help="The pretrained base for --labels and --method embedding: a local no-top .h5 file, e.g. "
                    "mobilenet_v1_0.5_160_imagenet_notop.h5 (backbone, width and size read from such a name).")
+@click.option("--run", "run_dir", type=click.Path(file_okay=False),
+              help="A finetune RUN_DIR instead of --weights: its base, and its cached features when they cover every "
+                   "image (no model runs then). Turns on --labels.")
 @click.option("--backbone", help="The base's backbone when --weights has another name (mobilenet_v1, mobilenet_v2, ...).")
 @click.option("--alpha", type=float, help="The base's width multiplier when --weights has another name.")
 @click.option("--input-size", type=int, help="The base's input size when --weights has another name.")
@@ -53,8 +56,8 @@ from edgecnn.cli.common import emit, output_options
               help="Report a property that alone separates a class with at least this AUC.")
 @output_options
 def audit(data_dir, report, out, fail_on, method, max_distance, hash_method, thumb_tolerance, min_similarity,
-          check_labels, weights, backbone, alpha, input_size, val_fraction, test_fraction, seed, min_class_images,
-          max_imbalance, shortcut_auc, quiet, as_json):
+          check_labels, weights, run_dir, backbone, alpha, input_size, val_fraction, test_fraction, seed,
+          min_class_images, max_imbalance, shortcut_auc, quiet, as_json):
     """Check DATA_DIR before training: bad files, duplicates and leakage, imbalance, shortcut cues.
 
     Duplicates include edited copies: mirrored, cropped, brighter or darker, contrast-changed, resized or
@@ -71,7 +74,8 @@ def audit(data_dir, report, out, fail_on, method, max_distance, hash_method, thu
 
     kinds = parse_fail_on(fail_on)  # check the words before the long scan
     result = audit_dataset(data_dir, method=method, max_distance=max_distance, hash_method=hash_method,
-                           min_similarity=min_similarity, labels=check_labels, weights=weights, backbone=backbone,
+                           min_similarity=min_similarity, labels=check_labels or bool(run_dir), weights=weights,
+                           run=run_dir, backbone=backbone,
                            alpha=alpha, input_size=input_size,
                            thumb_tolerance=thumb_tolerance, val_fraction=val_fraction, test_fraction=test_fraction,
                            seed=seed, min_class_images=min_class_images, max_imbalance=max_imbalance,

@@ -55,6 +55,7 @@ def test_flipped_labels_are_named_with_the_class_they_look_like(mislabelled, wei
     assert len(flagged) <= 4 + 6, sorted(flagged)
     page, text = render_html(result), format_audit(result)
     assert "Likely label errors (" in page and "labelled bees, looks like ants" in page
+    assert "base (backbone mobilenet_v2, alpha 1.0, input size 224, weights " in page  # words, not a dict
     assert f"[warning] Likely label errors: {len(flagged)} image(s) look like another class than their label" in text
     assert result["settings"]["base"] == {"backbone": "mobilenet_v2", "alpha": 1.0, "input_size": 224,
                                           "weights": weights}

@@ -114,7 +114,12 @@ figure{margin:0;font-size:.75em;max-width:110px;word-break:break-all}img{display
 
 def _settings(settings: dict) -> str:
     """``max distance 8, hash method phash, ...``: the audit's settings in words, not a JSON dict."""
-    return ", ".join(f"{key.replace('_', ' ')} {value}" for key, value in settings.items())
+    def words(value):  # the base is a dict: its parts as words too
+        if isinstance(value, dict):
+            return "(" + ", ".join(f"{k.replace('_', ' ')} {v}" for k, v in value.items()) + ")"
+        return value
+
+    return ", ".join(f"{key.replace('_', ' ')} {words(value)}" for key, value in settings.items())
 
 
 def _figure(root: Path, rel: str, caption: str) -> str:

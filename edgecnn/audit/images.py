@@ -10,7 +10,7 @@ from typing import Optional
 import numpy as np
 
 from edgecnn.audit.hashing import hashes_of
-from edgecnn.audit.views import view_stack
+from edgecnn.audit.views import GRAY_SIDE, view_stack
 from edgecnn.data.scan import DEFAULT_MAX_PIXELS, scan_details
 
 THUMB = 8  # colour thumbnail side used to confirm a near-duplicate
@@ -48,10 +48,12 @@ def describe(rgb: np.ndarray, hash_method: str = "phash") -> dict:
     """Perceptual hashes and colour thumbnails of its views, and colour statistics of an RGB image."""
     import cv2
 
-    small = cv2.resize(rgb, (64, 64), interpolation=cv2.INTER_AREA) if rgb.shape[:2] != (64, 64) else rgb
+    # One pass over the full-size pixels (the costly one): a 160-pixel thumbnail, and the rest from it.
+    mid = cv2.resize(rgb, (GRAY_SIDE, GRAY_SIDE), interpolation=cv2.INTER_AREA) if rgb.shape[:2] != (64, 64) else rgb
+    small = cv2.resize(mid, (64, 64), interpolation=cv2.INTER_AREA) if mid.shape[:2] != (64, 64) else mid
     lab = cv2.cvtColor(small.astype(np.float32) / 255.0, cv2.COLOR_RGB2Lab)
     spread = small.max(axis=2).astype(np.int16) - small.min(axis=2).astype(np.int16)
-    grays, thumbs, gray = view_stack(rgb, small, hash_method)
+    grays, thumbs, gray = view_stack(mid, small, hash_method)
     views = hashes_of(grays, hash_method)
     return {
         "hash": int(views[0]),

@@ -119,14 +119,17 @@ def describe_pair(rec_a, rec_b, hint: Optional[dict] = None) -> Dict:
         starts = [(c, hint["mirrored"], (0.0, 0.0, 0.0, 0.0)) for c in (0, 1)]
     else:  # from the whole image and from a centred 8% crop, which a crop of 10% per side is nearer to
         starts = [(c, m, box) for c in (0, 1) for m in (False, True) for box in ((0.0,) * 4, (0.08,) * 4)]
-    best = None
+    tried = []
     for container, mirrored, box in starts:
         orig, copy = recs[container], recs[1 - container]
         part = _cut(copy.gray, (0, 0, 0, 0), False)
         score, found = _align(orig.gray, part, box, mirrored)
-        if best is None or score > best[0]:
-            best = (score, container, mirrored, found)
-    score, container, mirrored, crop = best
+        tried.append((score, container, mirrored, found))
+    top = max(t[0] for t in tried)
+    # Within a hair of the best (an uncropped pair fits both ways): the one with more pixels is the
+    # original, then the first of the pair (train before val).
+    near = [t for t in tried if t[0] >= top - 0.005]
+    score, container, mirrored, crop = min(near, key=lambda t: (-recs[t[1]].width * recs[t[1]].height, t[1], -t[0]))
     orig, copy = recs[container], recs[1 - container]
     region, part = _cut(orig.gray, crop, mirrored), _cut(copy.gray, (0, 0, 0, 0), False)
     bright = max(part.mean(), 1.0) / max(region.mean(), 1.0)

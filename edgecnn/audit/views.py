@@ -63,11 +63,13 @@ def _cut(img: np.ndarray, crop) -> np.ndarray:
 
 def view_stack(rgb: np.ndarray, small: np.ndarray, method: str):
     """``(gray thumbnails for hashes_of, 8x8 colour thumbnails, 64x64 grayscale thumbnail)`` of every
-    view of an RGB image (the last one for :mod:`edgecnn.audit.transform`); ``small`` is its 64x64
-    colour thumbnail."""
+    view of an RGB image (best given as its GRAY_SIDE thumbnail; the last one for
+    :mod:`edgecnn.audit.transform`); ``small`` is its 64x64 colour thumbnail."""
     import cv2
 
-    gray = cv2.resize(cv2.cvtColor(rgb, cv2.COLOR_RGB2GRAY), (GRAY_SIDE, GRAY_SIDE), interpolation=cv2.INTER_AREA)
+    gray = cv2.cvtColor(np.ascontiguousarray(rgb), cv2.COLOR_RGB2GRAY)
+    if gray.shape != (GRAY_SIDE, GRAY_SIDE):
+        gray = cv2.resize(gray, (GRAY_SIDE, GRAY_SIDE), interpolation=cv2.INTER_AREA)
     h, w = HASH_INPUT[method]
     grays, thumbs = [], []
     for crop in CROPS:

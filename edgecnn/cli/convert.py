@@ -44,7 +44,7 @@ from edgecnn.converters.criteria import DEFAULT_MAX_FLIPS_PCT
 def convert(run_dir, out, mode, io, calibration, calibration_size, fallbacks, edgetpu, require_edgetpu, eval_size,
             golden, seed, max_drop, max_flips, bias_correction, quiet, as_json):
     """Convert RUN_DIR's model to TFLite and write a verified bundle to --out."""
-    from edgecnn.compress.convert import convert_run, format_summary
+    from edgecnn.compress.convert import convert_run
 
     result = convert_run(run_dir, out, mode=mode or "int8", io=io, calibration=calibration,
                          calibration_size=calibration_size, fallbacks=fallbacks, edgetpu=edgetpu or require_edgetpu,
@@ -52,3 +52,27 @@ def convert(run_dir, out, mode, io, calibration, calibration_size, fallbacks, ed
                          max_drop=max_drop, max_flips=max_flips, bias_correction=bias_correction,
                          progress=None if quiet or as_json else (lambda msg: click.echo(msg, err=True)))
     emit(result, as_json, quiet, lambda: format_summary(result))
+
+
+def format_summary(result: dict) -> str:
+    """The human summary ``edgecnn convert`` prints."""
+    m = result["model"]
+    lines = [f"Bundle {result['bundle']}: {m['quantization']} model.tflite {result['bytes'] / 1e6:.2f} MB, "
+             f"input {m['input_size'][0]}x{m['input_size'][1]} {m['input_dtype']}, output {m['output_dtype']}"]
+    met = result.get("metrics") or {}
+    if "float_accuracy" in met:
+        lines.append(f"Accuracy on {met['data']['n']} {met['data']['split']} images: float "
+                     f"{met['float_accuracy']:.3f}, {m['quantization']} {met['quantized_accuracy']:.3f} "
+                     f"(drop {met['drop_pp']:+.2f} pp, top-1 agreement {met['top1_agreement']:.3f})")
+    cal = result.get("calibration")
+    if cal:
+        lines.append(f"Calibration: {cal['count']} images, {cal['name']}")
+    if m.get("fallbacks"):
+        lines.append(f"Fallback models: {', '.join(m['fallbacks'])}")
+    if result.get("edgetpu"):
+        from edgecnn.converters.edgetpu import format_report
+
+        lines.append(format_report(result["edgetpu"]))
+    lines.extend(result.get("messages", []))
+    lines.append(f"Golden samples: {len(result.get('golden', []))}")
+    return "\n".join(lines)

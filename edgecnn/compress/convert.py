@@ -9,59 +9,14 @@ existing BUNDLE_DIR intact.
 from pathlib import Path
 from typing import Optional, Sequence
 
-import numpy as np
-
 from edgecnn.bundle.model import MODEL, MODEL_EDGETPU, ModelSpec
+from edgecnn.compress.held_out import held_out_split, quick_accuracy, round_robin
 from edgecnn.errors import ConversionError
 from edgecnn.run import preprocessing
 
 DEFAULT_CALIBRATION_SIZE = 100
 DEFAULT_EVAL_SIZE = 500
 DEFAULT_GOLDEN = 4
-
-
-def _held_out(run: dict):
-    from edgecnn.converters.representative import run_samples
-
-    for split in ("val", "test"):
-        if run.get("data", {}).get("splits", {}).get(split):
-            return split, run_samples(run, split)
-    return None, []
-
-
-def _round_robin(samples, count: int):
-    """Up to ``count`` samples taking each class in turn (golden samples cover the classes)."""
-    by_label = {}
-    for s in samples:
-        by_label.setdefault(s.label, []).append(s)
-    out, k = [], 0
-    while len(out) < count and any(k < len(v) for v in by_label.values()):
-        out.extend(v[k] for _, v in sorted(by_label.items()) if k < len(v))
-        k += 1
-    return out[:count]
-
-
-def _accuracy(model, content: bytes, samples, labels, size, resize: str) -> dict:
-    from edgecnn.converters.tflite import predict_tflite
-    from edgecnn.data.dataset import load_images
-    from edgecnn.metrics import classification_report
-
-    x, y = load_images(samples, size, resize)
-    float_scores = model.predict(x.astype(np.float32), batch_size=32, verbose=0)
-    quant_scores = predict_tflite(content, x)
-    f_pred, q_pred = float_scores.argmax(1), quant_scores.argmax(1)
-    f_rep = classification_report(y, f_pred, labels)
-    q_rep = classification_report(y, q_pred, labels)
-    return {
-        "float": f_rep,
-        "quantized": q_rep,
-        "float_accuracy": f_rep["accuracy"],
-        "quantized_accuracy": q_rep["accuracy"],
-        "drop_pp": 100.0 * (f_rep["accuracy"] - q_rep["accuracy"]),
-        "top1_agreement": float(np.mean(f_pred == q_pred)),
-        "max_abs_score_diff": float(np.abs(float_scores - quant_scores).max()),
-        "mean_abs_score_diff": float(np.abs(float_scores - quant_scores).mean()),
-    }
 
 
 def _fallback_files(fallbacks: Sequence, labels) -> tuple:
@@ -139,7 +94,7 @@ def convert_run(run_dir, out, mode: str = "int8", io: str = "uint8", calibration
     files = {MODEL: conv.content}
     fb_files, fb_names, fb_info = _fallback_files(fallbacks, src.labels)
     files.update(fb_files)
-    split, held_out = _held_out(src.run)
+    split, held_out = held_out_split(src.run)
     metrics = _quick_metrics(src, conv.content, split, held_out, eval_size, calib_info)
     golden_files, golden_samples = _golden(src, conv.content, held_out, golden)
     files.update(golden_files)
@@ -251,8 +206,8 @@ def _quick_metrics(src: _Source, content: bytes, split, held_out, eval_size, cal
     """Float vs quantized accuracy on (a round robin of) the held-out split; {} when skipped."""
     if not held_out or eval_size == 0:
         return {}
-    chosen = held_out if eval_size is None else _round_robin(held_out, eval_size)
-    metrics = _accuracy(src.model, content, chosen, src.labels, src.size, src.resize)
+    chosen = held_out if eval_size is None else round_robin(held_out, eval_size)
+    metrics = quick_accuracy(src.model, content, chosen, src.labels, src.size, src.resize)
     metrics["data"] = {"run_dir": src.run["run_dir"], "split": split, "n": len(chosen)}
     metrics["calibration"] = calib_info and {k: v for k, v in calib_info.items() if k != "files"}
     metrics["note"] = "quick figure at conversion; `edgecnn evaluate` makes the full comparison"
@@ -266,7 +221,7 @@ def _golden(src: _Source, content: bytes, held_out, count: int) -> tuple:
     from edgecnn.data.scan import load_image_rgb
     from edgecnn.devices.golden import golden_samples
 
-    paths = [s.path for s in _round_robin(held_out, count)]
+    paths = [s.path for s in round_robin(held_out, count)]
     return golden_samples(content, [load_image_rgb(p) for p in paths], src.size, src.resize, backend="litert",
                           origins=[Path(p).name for p in paths])
 
@@ -320,27 +275,3 @@ def _write(out, files: dict, manifest: dict, conv: _Converted) -> dict:
     result["bytes"] = len(conv.content)
     result["messages"] = conv.messages
     return result
-
-
-def format_summary(result: dict) -> str:
-    """The human summary ``edgecnn convert`` prints."""
-    m = result["model"]
-    lines = [f"Bundle {result['bundle']}: {m['quantization']} model.tflite {result['bytes'] / 1e6:.2f} MB, "
-             f"input {m['input_size'][0]}x{m['input_size'][1]} {m['input_dtype']}, output {m['output_dtype']}"]
-    met = result.get("metrics") or {}
-    if "float_accuracy" in met:
-        lines.append(f"Accuracy on {met['data']['n']} {met['data']['split']} images: float "
-                     f"{met['float_accuracy']:.3f}, {m['quantization']} {met['quantized_accuracy']:.3f} "
-                     f"(drop {met['drop_pp']:+.2f} pp, top-1 agreement {met['top1_agreement']:.3f})")
-    cal = result.get("calibration")
-    if cal:
-        lines.append(f"Calibration: {cal['count']} images, {cal['name']}")
-    if m.get("fallbacks"):
-        lines.append(f"Fallback models: {', '.join(m['fallbacks'])}")
-    if result.get("edgetpu"):
-        from edgecnn.converters.edgetpu import format_report
-
-        lines.append(format_report(result["edgetpu"]))
-    lines.extend(result.get("messages", []))
-    lines.append(f"Golden samples: {len(result.get('golden', []))}")
-    return "\n".join(lines)

@@ -56,7 +56,7 @@ test-fast: venv
 # Tests run in $(JOBS) processes (pytest-xdist, one test file per process at a time: module fixtures
 # are built once); those marked `serial` (they time threads against wall-clock limits) run after, alone.
 test-main: venv chromium sshd
-	$(PY) -m pytest -q -n $(JOBS) --dist loadfile -m "not serial" --durations=20 $(PYTEST_ARGS)
+	$(PY) -m pytest -q -n $(JOBS) --dist loadfile -m "not serial" --durations=20 -rs $(PYTEST_ARGS)
 	$(PY) -m pytest -q -m serial $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: PYTEST_ARGS selected none of them
 
 # $(call apt_install,PACKAGE,TEST FILE): install PACKAGE with apt-get; when that fails, say why with
@@ -89,7 +89,7 @@ sshd:
 
 # Device tests again under tflite-runtime and numpy 1, as on the board.
 test-board: board-venv
-	EDGECNN_BOARD_VENV=1 $(BOARD_PY) -m pytest -q -p no:cacheprovider -n $(JOBS) --dist loadfile -m "not serial" tests/device $(PYTEST_ARGS)
+	EDGECNN_BOARD_VENV=1 $(BOARD_PY) -m pytest -q -p no:cacheprovider -n $(JOBS) --dist loadfile -m "not serial" -rs tests/device $(PYTEST_ARGS)
 	EDGECNN_BOARD_VENV=1 $(BOARD_PY) -m pytest -q -p no:cacheprovider -m serial tests/device $(PYTEST_ARGS) || [ $$? -eq 5 ]
 
 # The board stack on aarch64, the CPU of a Raspberry Pi: a cached Debian bookworm arm64 root under

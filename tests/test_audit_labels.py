@@ -96,3 +96,20 @@ def test_a_runs_cached_features_are_used_when_they_cover_every_image(hymenoptera
     issues = [item for f in result["findings"] if f["kind"] == "label_issues" for item in f["items"]]
     assert all(i["likely_label"] != i["label"] and i["p_likely"] > i["p_label"] for i in issues)
     assert len(issues) < 0.1 * result["usable"]  # a few doubtful photos, not a tenth of a clean dataset
+
+
+def test_finetune_warns_on_the_flipped_photos_from_its_cached_features(mislabelled, weights, tmp_path, capsys):
+    """finetune's audit runs before any feature exists; after phase 1 the label check runs on the
+    features it cached and the warning names the flipped photos (on stderr and in the result)."""
+    from edgecnn.train.finetune import finetune
+
+    out = tmp_path / "run"
+    result = finetune(mislabelled, out, weights=weights, backbone="mobilenet_v2", alpha=1.0, input_size=224,
+                      epochs=3, fine_tune_epochs=0, seed=0)
+    [warning] = [w for w in result["warnings"] if "look like another class than their label" in w]
+    err = capsys.readouterr().err
+    assert f"Warning: {warning}" in err
+    flagged = warning.split(": ", 1)[1]
+    first = [f"{'bees' if c == 'ants' else 'ants'}/{n}" for c, names in FLIPPED.items() for n in names]
+    assert sum(name in flagged for name in first) >= 3, warning  # the first three listed are flips
+    assert f"edgecnn audit {mislabelled} --run {out} --labels --report" in warning

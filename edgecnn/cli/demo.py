@@ -15,8 +15,8 @@ def demo(out, quiet, as_json, with_search):
     """Run the whole trip on a generated dataset: data, finetune, convert to int8, evaluate with a gate,
     calibrate confidence, play a video through the board app, prune.
 
-    Offline (the model trains from random weights). About three minutes on two free cores (170 s of
-    CPU time), longer on a busy machine. Each step says when it starts; exit 1 when a step's check
+    Offline (the model trains from random weights). About two and a half minutes on two free cores
+    (145 s measured), longer on a busy machine. Each step says when it starts; exit 1 when a step's check
     fails, and the last line names that step and why.
     """
     from edgecnn.demo.trip import format_result, run_demo

@@ -1,4 +1,4 @@
-"""``edgecnn demo``: the whole trip on generated data, offline, in about three minutes on two cores.
+"""``edgecnn demo``: the whole trip on generated data, offline, in about two and a half minutes on two cores.
 
 The demo is a list of steps. Each step is a function ``step(ctx) -> str`` that reads and adds
 to the shared context dict and returns its summary (one line, or a few). Its docstring's first

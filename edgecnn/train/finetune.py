@@ -79,7 +79,8 @@ def finetune(data_dir, out, *, overwrite: bool = False, quiet: bool = False, str
     Returns:
         ``{"status": "trained"|"complete", "run_dir", "model_path", "labels", "metrics": {"val",
         "test"}, "timings", "resumed", "warnings"}``; ``warnings`` holds the "too good to be true"
-        warning when val accuracy is near 100% and the audit found leakage or shortcut cues.
+        warning when val accuracy is near 100% and the audit found leakage or shortcut cues, and the
+        likely label errors found on the pretrained base's cached features.
     """
     from edgecnn.data.dataset import load_dataset
 
@@ -102,8 +103,23 @@ def finetune(data_dir, out, *, overwrite: bool = False, quiet: bool = False, str
     loaded = time.perf_counter() - started
     with disk_full_guard(state):
         result = train_job(args, dataset, state, log, quiet, {"dataset_s": loaded, "started": started})
-    result["warnings"] = _too_good(result, audit, log)
+    result["warnings"] = _too_good(result, audit, log) + _doubtful_labels(args, out, log)
     return result
+
+
+def _doubtful_labels(args, out, log) -> list:
+    """Warn on images whose label the base's cached features find unlikely (the audit before training
+    had no features to judge labels with)."""
+    from edgecnn.audit.run_labels import label_issues_from_run, label_warning
+
+    if args["weights"] == "none" and not args.get("base"):  # features of a random base say nothing of labels
+        return []
+    finding = label_issues_from_run(out, args["seed"])
+    if not finding:
+        return []
+    warning = label_warning(finding, args["data_dir"], out)
+    log(printable(f"Warning: {warning}"))
+    return [warning]
 
 
 def _too_good(result: dict, audit: dict, log) -> list:

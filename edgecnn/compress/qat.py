@@ -63,7 +63,7 @@ def train_qat(model, train, val, labels, representative: np.ndarray, epochs: int
     """
     from edgecnn.compress import retrain
     from edgecnn.models.classifier import keras_probs
-    from edgecnn.compress.qat_graph import init_ranges
+    from edgecnn.compress.qat_graph import bias_safe_kernel_ranges, init_ranges
     from edgecnn.tf import keras
 
     qat, report = quantize(model, preserve_sparsity)
@@ -71,6 +71,7 @@ def train_qat(model, train, val, labels, representative: np.ndarray, epochs: int
     # fold one batch's statistics into its moving averages.
     retrain.freeze_batchnorm(qat)
     report["ranges_from_float"] = init_ranges(qat, model, representative)
+    report["bias_safe_channels"] = bias_safe_kernel_ranges(qat)
     best = {"epoch": 0, "accuracy": _accuracy(keras_probs(qat, val[0]), val[1]) if val else None}
     best_weights = qat.get_weights()
     if val is not None:
@@ -82,6 +83,7 @@ def train_qat(model, train, val, labels, representative: np.ndarray, epochs: int
 
         def on_epoch_end(self, epoch, logs=None):
             nonlocal best_weights
+            bias_safe_kernel_ranges(qat)  # training reset the kernel ranges to the weights'
             if val is None:
                 return
             accuracy = _accuracy(keras_probs(qat, val[0]), val[1])

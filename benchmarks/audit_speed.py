@@ -18,10 +18,11 @@ Prints progress on stderr and one JSON object as the last line of stdout::
 (top-level numbers are totals over the datasets). Goal: same pairs as naive, >= 200 images/s.
 
 Since issue 15 each image is hashed in 24 views (its mirror image and crops, edgecnn/audit/views.py)
-at a 12-bit threshold; ``benchmarks/audit_recall.py`` measures what that finds. On the shared 2-core
-machine at load 6.5-7 (other benchmarks running): 132.8 images/s over both sets (hymenoptera 87.7,
-generated 142.5), the same 281 pairs as the naive search, all 152 planted copies found; the previous
-audit, run back to back with it on hymenoptera at that load, gave 125-132 images/s against 109-163.
+at a 12-bit threshold; ``benchmarks/audit_recall.py`` measures what that finds. On two free cores
+(nothing else running, 2026-12-02): 279.9 images/s over both sets (hymenoptera 250.2, generated
+284.4), the same 281 pairs as the naive search, all 152 planted copies found. The same machine at
+load 6.5-7 (other benchmarks running) gave 132.8 images/s: decoding dominates, so the figure follows
+the free CPU.
 
 Usage: ``python benchmarks/audit_speed.py [--shared DIR] [--synthetic 3000] [--size 64]``
 """

@@ -12,9 +12,6 @@ JOBS ?= 2
 # (the train-cpu extra) provides the same module, so they go in without their dependencies (the extra
 # lists their others): one TensorFlow in .venv. The versions are the train extra's.
 TF_NO_DEPS := tf-keras==2.21.0 tensorflow-model-optimization==0.8.1
-# setuptools notes on every editable install of a package-dir layout that a folder named like the
-# package may shadow it; this layout is deliberate (DESIGN: converters/ and devices/ map into edgecnn).
-QUIET_BUILD := PYTHONWARNINGS="ignore:Editable installation"
 # apt-get waits up to two minutes for a dpkg lock held by another process instead of failing at once.
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 -y -q
 
@@ -23,7 +20,7 @@ APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 -y 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(QUIET_BUILD) $(PY) -m pip install -q -e ".[train-cpu,search,dev]"
+	$(PY) -m pip install -q -e ".[train-cpu,search,dev]"
 	$(PY) -m pip install -q --no-deps $(TF_NO_DEPS)
 	touch $@
 
@@ -31,7 +28,7 @@ $(VENV)/.installed: pyproject.toml
 $(BOARD_VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(BOARD_VENV)
 	$(BOARD_PY) -m pip install -q --upgrade pip
-	$(QUIET_BUILD) $(BOARD_PY) -m pip install -q -e ".[device-tflite]" "pytest==9.2.0" "pytest-xdist==3.8.0" "hypothesis==6.170.15"
+	$(BOARD_PY) -m pip install -q -e ".[device-tflite]" "pytest==9.2.0" "pytest-xdist==3.8.0" "hypothesis==6.170.15"
 	touch $@
 
 venv: $(VENV)/.installed
@@ -45,12 +42,12 @@ test: lint-imports test-main test-board
 
 # The layer contracts of pyproject.toml's [tool.importlinter] (ARCHITECTURE.md draws them).
 lint-imports: venv
-	$(PY) tools/lint_imports.py
+	$(VENV)/bin/lint-imports --no-cache
 
 # The edit loop: the contracts and every test not marked slow or serial, no ../shared needed (about
 # three minutes on two cores). `make test` runs everything.
 test-fast: venv
-	$(PY) tools/lint_imports.py
+	$(VENV)/bin/lint-imports --no-cache
 	$(PY) -m pytest -q -n $(JOBS) --dist loadfile -m "not slow and not serial" -p no:cacheprovider $(PYTEST_ARGS)
 
 # Tests run in $(JOBS) processes (pytest-xdist, one test file per process at a time: module fixtures

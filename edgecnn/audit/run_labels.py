@@ -14,9 +14,12 @@ from edgecnn.errors import DataError
 
 def run_records(run: dict) -> list:
     """One record per image of the run's recorded splits (``rel``, ``label`` index, ``split``, ``sha256``)."""
-    index = {name: i for i, name in enumerate(run["labels"])}
-    return [SimpleNamespace(rel=entry["path"], label=index[entry["label"]], split=split, sha256=entry["sha256"])
-            for split, entries in run.get("data", {}).get("splits", {}).items() for entry in entries or ()]
+    from edgecnn.converters.representative import run_samples
+    from edgecnn.data.folders import relative
+
+    root = run.get("data", {}).get("root", ".")
+    return [SimpleNamespace(rel=relative(s.path, root), label=s.label, split=split, sha256=s.sha256)
+            for split in run.get("data", {}).get("splits", {}) for s in run_samples(run, split)]
 
 
 def label_issues_from_run(run_dir, seed: int = 0) -> Optional[dict]:

@@ -65,14 +65,26 @@ def scheme(preserve_sparsity: bool = False):
     return Scheme()
 
 
+def _inbound(layer):
+    """The one layer feeding ``layer``; None when it is called more than once or has several inputs."""
+    nodes = layer.inbound_nodes
+    if len(nodes) != 1:
+        return None
+    inbound = nodes[0].inbound_layers
+    if isinstance(inbound, (list, tuple)):
+        return inbound[0] if len(inbound) == 1 else None
+    return inbound
+
+
+def _variables(layer) -> dict:
+    """``layer``'s non-trainable variables by their short name (``kernel_min``, ``output_max``...)."""
+    return {v.name.split("/")[-1].split(":")[0]: v for v in layer.non_trainable_weights}
+
+
 def _folds_into_previous(layer) -> bool:
     """A BatchNormalization right after a linear Conv2D, DepthwiseConv2D or Dense: the pattern tfmot
     folds (and the converter folds into the kernel)."""
-    nodes = layer.inbound_nodes
-    if len(nodes) != 1:
-        return False
-    inbound = nodes[0].inbound_layers
-    inbound = inbound[0] if isinstance(inbound, (list, tuple)) and len(inbound) == 1 else inbound
+    inbound = _inbound(layer)
     return isinstance(inbound, _CONV_TYPES) and getattr(inbound, "activation", None) in (
         None, keras.activations.linear)
 
@@ -124,7 +136,7 @@ def _float_source(qat_layer, model, which: str = "out"):
         return _pre_activation(model.get_layer(inner.name), model.get_layer(inner.name).input)
     if inner is not None:  # a QuantizeWrapper: its output is the wrapped layer's output
         return model.get_layer(inner.name).output
-    inbound = qat_layer.inbound_nodes[0].inbound_layers  # a QuantizeLayer: it quantizes its input
+    inbound = _inbound(qat_layer)  # a QuantizeLayer: it quantizes its input
     inbound = getattr(inbound, "layer", inbound)
     return model.input if isinstance(inbound, keras.layers.InputLayer) else model.get_layer(inbound.name).output
 
@@ -144,8 +156,7 @@ def init_ranges(qat, model, images: np.ndarray, batch_size: int = 16) -> int:
     targets = []
     for layer in qat.layers:
         found = {}
-        for v in layer.non_trainable_weights:
-            key = v.name.split("/")[-1].split(":")[0]
+        for key, v in _variables(layer).items():
             if key in _RANGE_VARS:
                 which, end = _RANGE_VARS[key]
                 found.setdefault(which, []).append((v, end))
@@ -178,24 +189,17 @@ _BIAS_LIMIT = 2.0 ** 30
 _KERNEL_RANGES = (("kernel_min", "kernel_max"), ("depthwise_kernel_min", "depthwise_kernel_max"))
 
 
-def _variables(layer) -> dict:
-    return {v.name.split("/")[-1].split(":")[0]: v for v in layer.non_trainable_weights}
-
-
 def _input_scale(layer):
     """Scale of the int8 tensor feeding ``layer``: its inbound layer's output range / 255 (None when
     that range is not in the QAT graph)."""
-    inbound = layer.inbound_nodes[0].inbound_layers
-    if isinstance(inbound, (list, tuple)):
-        if len(inbound) != 1:
-            return None
-        inbound = inbound[0]
-    found = _variables(inbound)
-    for low, high in (("output_min", "output_max"), ("post_activation_min", "post_activation_max"),
-                      ("quantize_layer_min", "quantize_layer_max")):
-        if low in found and high in found:
-            return (float(found[high].numpy()) - float(found[low].numpy())) / 255.0
-    return None
+    inbound = _inbound(layer)
+    if inbound is None:
+        return None
+    ends = {_RANGE_VARS[key][1]: v for key, v in _variables(inbound).items()
+            if key in _RANGE_VARS and _RANGE_VARS[key][0] == "out"}
+    if len(ends) != 2:
+        return None
+    return (float(ends["max"].numpy()) - float(ends["min"].numpy())) / 255.0
 
 
 def _folded(conv, batchnorm):
@@ -218,8 +222,7 @@ def bias_safe_kernel_ranges(qat) -> int:
     followers = {}
     for layer in qat.layers:
         if isinstance(getattr(layer, "layer", None), keras.layers.BatchNormalization):
-            inbound = layer.inbound_nodes[0].inbound_layers
-            followers[getattr(inbound, "name", None)] = layer
+            followers[getattr(_inbound(layer), "name", None)] = layer
     widened = 0
     for layer in qat.layers:
         found = _variables(layer)

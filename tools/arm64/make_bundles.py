@@ -85,10 +85,9 @@ def held_out_images(run: Path) -> list:
     other class. Frames with a margin of MIN_MARGIN (several times that difference) test whether the
     kernels change a decision; ties themselves are tested in tests/device/test_decision_ties.py.
     """
-    import numpy as np
-
     from edgecnn.converters.representative import run_samples
     from edgecnn.data.dataset import load_images
+    from edgecnn.devices.decision import top2
     from edgecnn.models.classifier import keras_probs
     from edgecnn.run import load_run, load_run_model, preprocessing
 
@@ -96,12 +95,10 @@ def held_out_images(run: Path) -> list:
     samples = run_samples(info, "val")  # held out from training
     pre = preprocessing(info)
     x, y = load_images(samples, pre["input_size"], pre["resize"])
-    probs = keras_probs(load_run_model(info), x)
-    top2 = np.sort(probs, axis=1)[:, -2:]
-    clear = (probs.argmax(1) == y) & (top2[:, 1] - top2[:, 0] >= MIN_MARGIN)
     by_class = {}
-    for sample, ok in zip(samples, clear):
-        if ok:
+    for sample, p, label in zip(samples, keras_probs(load_run_model(info), x), y):
+        index, _, margin = top2(p)  # the board's own top-2
+        if index == label and margin >= MIN_MARGIN:
             by_class.setdefault(sample.label, []).append(Path(sample.path))
     if sorted(by_class) != sorted({s.label for s in samples}):
         raise SystemExit(f"the cross-architecture model labels no val image of some class with a margin of "

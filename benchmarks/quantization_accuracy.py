@@ -78,7 +78,7 @@ def bench_base(backbone, alpha, size, dataset, weights_dir, max_drop, max_flips,
     from edgecnn.converters.remedy import remedy_convert
     from edgecnn.compress.qat import train_qat
     from edgecnn.converters.tflite import convert_model, predict_tflite
-    from edgecnn.data.dataset import load_images
+    from edgecnn.data.pixels import load_images
     from edgecnn.models.classifier import build_classifier, keras_probs
     from edgecnn.models.registry import get_backbone
 

@@ -40,7 +40,8 @@ def bundle_int8_accuracy(bundle_dir, data_dir):
     import numpy as np
 
     from edgecnn.bundle.manifest import load_manifest
-    from edgecnn.data.dataset import load_dataset, load_images
+    from edgecnn.data.dataset import load_dataset
+    from edgecnn.data.pixels import load_images
     from edgecnn.search.int8 import int8_accuracy
 
     manifest = load_manifest(bundle_dir)

@@ -6,12 +6,19 @@ with a clear reason when it is absent, and fail instead when EDGECNN_REQUIRE_SHA
 
 import os
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("EDGECNN_SHARED", ROOT.parent / "shared"))
+
+# The decoded-image cache (edgecnn.data.pixels) of the tests: one folder per user, shared by xdist
+# workers and the subprocesses they start, so a test never reads or fills the user's ~/.cache.
+# Content-addressed, so a test that edits a file sees the edit; the tests of the cache itself give
+# it folders of their own.
+os.environ.setdefault("EDGECNN_CACHE_DIR", str(Path(tempfile.gettempdir()) / f"edgecnn-tests-cache-{os.getuid()}"))
 
 
 def shared_path(*parts) -> Path:

@@ -38,7 +38,8 @@ def make_run(out, data_dir, model, size: int = 32, epochs: int = 0, extra: dict 
     """Write a RUN_DIR for ``model`` on ``data_dir``; fit ``epochs`` on its train split first."""
     import numpy as np
 
-    from edgecnn.data.dataset import load_dataset, load_images
+    from edgecnn.data.dataset import load_dataset
+    from edgecnn.data.pixels import load_images
     from edgecnn.tf import keras
 
     out = Path(out)

@@ -60,7 +60,8 @@ def build(base: Path, demo_data: Path) -> dict:
     if "built" in _CACHE:
         return _CACHE["built"]
     from edgecnn.compress.convert import convert_run
-    from edgecnn.data.dataset import load_dataset, load_images
+    from edgecnn.data.dataset import load_dataset
+    from edgecnn.data.pixels import load_images
     from edgecnn.tf import keras
 
     dataset = load_dataset(demo_data, val_fraction=0.25, test_fraction=0.25, seed=0)

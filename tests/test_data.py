@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from edgecnn.data.dataset import Dataset, format_summary, load_dataset, load_images
+from edgecnn.data.dataset import Dataset, format_summary, load_dataset
+from edgecnn.data.pixels import load_images
 from edgecnn.errors import DataError
 
 

@@ -10,7 +10,7 @@ pytestmark = pytest.mark.slow  # trains a model or runs the CLI in subprocesses 
 
 @pytest.fixture(scope="module")
 def broken(tmp_path_factory, demo_data):
-    from edgecnn.data.dataset import load_images
+    from edgecnn.data.pixels import load_images
     from edgecnn.run import load_run_model
     from edgecnn.run import load_run
 

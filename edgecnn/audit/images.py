@@ -70,8 +70,12 @@ def describe(rgb: np.ndarray, hash_method: str = "phash") -> dict:
 
 
 def record_image(path: Path, rel: str, split: str, label: int, hash_method: str = "phash",
-                 max_pixels: int = DEFAULT_MAX_PIXELS) -> ImageRecord:
-    """Scan one file and, when usable, hash and describe it (one decode)."""
+                 max_pixels: int = DEFAULT_MAX_PIXELS, keep=None) -> ImageRecord:
+    """Scan one file and, when usable, hash and describe it (one decode).
+
+    ``keep(record, rgb)``, when given, receives each usable file's decoded pixels (finetune keeps them at
+    the model's input size, so the file is not decoded a second time).
+    """
     from edgecnn.bundle.manifest import sha256_file
 
     result, rgb, orientation = scan_details(path, max_pixels)
@@ -83,4 +87,6 @@ def record_image(path: Path, rel: str, split: str, label: int, hash_method: str 
     rec.sha256 = sha256_file(path)
     for key, value in describe(rgb, hash_method).items():
         setattr(rec, key, value)
+    if keep is not None:
+        keep(rec, rgb)
     return rec

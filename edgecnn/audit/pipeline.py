@@ -50,14 +50,25 @@ def _check_settings(hash_method: str, max_distance: int, method: str = "hash", w
                         "re-encoded, resized or slightly edited copies.")
 
 
-def _scan_all(disc, hash_method, max_pixels, progress) -> List[ImageRecord]:
+def scan_records(disc, hash_method: str = "phash", max_pixels: int = DEFAULT_MAX_PIXELS, progress: bool = False,
+                 keep=None) -> List[ImageRecord]:
+    """Scan, hash and describe every file of a Discovery (one decode each, on a thread pool).
+
+    ``keep(record, rgb)`` receives each usable file's pixels as it is decoded (see ``record_image``).
+    Pass the result to ``audit_dataset(..., scanned=(disc, records))`` for the checks.
+    """
     from edgecnn.data.folders import parallel_map, relative
 
     def work(job):
         split, label, path = job
-        return record_image(path, relative(path, disc.root), split, label, hash_method, max_pixels)
+        return record_image(path, relative(path, disc.root), split, label, hash_method, max_pixels, keep)
 
     return parallel_map(work, disc.files, progress, "Auditing images")
+
+
+def scan_results(records) -> List[tuple]:
+    """``(ScanResult, sha256)`` per record: what ``edgecnn.data.dataset.assemble`` builds a Dataset from."""
+    return [(ScanResult(r.path, r.ok, r.reason, r.format, r.width, r.height, r.mode), r.sha256) for r in records]
 
 
 def _assign_splits(disc, records, val_fraction, test_fraction, seed) -> Optional[str]:
@@ -66,9 +77,8 @@ def _assign_splits(disc, records, val_fraction, test_fraction, seed) -> Optional
 
     if disc.layout == "splits":
         return None
-    results = [(ScanResult(r.path, r.ok, r.reason, r.format, r.width, r.height, r.mode), r.sha256) for r in records]
     try:
-        dataset = assemble(disc, results, val_fraction, test_fraction, seed)
+        dataset = assemble(disc, scan_results(records), val_fraction, test_fraction, seed)
     except DataError as exc:
         for rec in records:
             rec.split = "all"
@@ -126,7 +136,8 @@ def audit_dataset(data_dir, max_distance: int = DEFAULT_MAX_DISTANCE, hash_metho
                   max_pixels: int = DEFAULT_MAX_PIXELS, min_class_images: int = 20,
                   max_imbalance: float = 3.0, shortcut_auc: float = 0.9, naive: bool = False,
                   progress: bool = False, method: str = "hash", labels: bool = False, weights=None,
-                  backbone=None, alpha=None, input_size=None, min_similarity: float = 0.9, run=None) -> dict:
+                  backbone=None, alpha=None, input_size=None, min_similarity: float = 0.9, run=None,
+                  scanned=None) -> dict:
     """Audit ``data_dir``: bad files, duplicates, leakage, label conflicts, imbalance, shortcut cues.
 
     Args:
@@ -153,6 +164,8 @@ def audit_dataset(data_dir, max_distance: int = DEFAULT_MAX_DISTANCE, hash_metho
         min_similarity: ``embedding``: cosine similarity at which two images are near-duplicates.
         run: a finetune RUN_DIR whose base (and feature cache, when it covers every image) to use
             instead of ``weights``.
+        scanned: ``(discovery, records)`` from :func:`scan_records` with the same ``hash_method`` and
+            ``max_pixels``, when the caller has scanned already (finetune); ``data_dir`` is then not walked.
 
     Returns:
         A JSON-safe dict: ``findings`` (each with ``kind``, ``severity``, ``count``, ``message``,
@@ -176,8 +189,9 @@ def audit_dataset(data_dir, max_distance: int = DEFAULT_MAX_DISTANCE, hash_metho
         check_similarity(min_similarity)
         settings["min_similarity"] = min_similarity
     t0 = time.perf_counter()
-    disc = discover(data_dir)
-    records = _scan_all(disc, hash_method, max_pixels, progress)
+    disc, records = scanned if scanned else (discover(data_dir), None)
+    if records is None:
+        records = scan_records(disc, hash_method, max_pixels, progress)
     t_scan = time.perf_counter()
     split_note = _assign_splits(disc, records, val_fraction, test_fraction, seed)
     good = [r for r in records if r.ok]

@@ -13,7 +13,7 @@ from edgecnn.errors import BundleError
 MODEL = "model.tflite"
 MODEL_EDGETPU = "model_edgetpu.tflite"
 RESIZE_METHODS = ("bilinear", "area", "nearest")
-# INTER_AREA: the resize the training images went through (edgecnn.data.dataset.load_images), so a
+# INTER_AREA: the resize the training images went through (edgecnn.data.pixels.load_images), so a
 # camera frame reaches the model the way the training photos did. A wrapped model trained elsewhere
 # says its own with `bundle wrap --resize`.
 DEFAULT_RESIZE = "area"

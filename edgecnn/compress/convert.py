@@ -149,7 +149,7 @@ def _representative(src: _Source, mode: str, calibration, calibration_size: int,
     if mode != "int8":
         return None, None
     from edgecnn.converters.representative import draw_from_run, load_set
-    from edgecnn.data.dataset import load_images
+    from edgecnn.data.pixels import load_images
 
     if calibration is not None:
         samples, calib_info = load_set(calibration, src.labels)

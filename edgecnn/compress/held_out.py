@@ -33,7 +33,7 @@ def round_robin(samples, count: int):
 def quick_accuracy(model, content: bytes, samples, labels, size, resize: str) -> dict:
     """Float vs converted accuracy and agreement on ``samples``: the figure convert prints (evaluate makes the full one)."""
     from edgecnn.converters.tflite import predict_tflite
-    from edgecnn.data.dataset import load_images
+    from edgecnn.data.pixels import load_images
     from edgecnn.metrics import classification_report
 
     x, y = load_images(samples, size, resize)

@@ -144,7 +144,7 @@ def qat_run(run_dir, out, epochs: int = DEFAULT_EPOCHS, lr: float = DEFAULT_LR, 
     """
     from edgecnn.compress import retrain
     from edgecnn.converters.representative import draw_from_run
-    from edgecnn.data.dataset import load_images
+    from edgecnn.data.pixels import load_images
     from edgecnn.run import load_run
 
     started = time.perf_counter()

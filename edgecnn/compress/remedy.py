@@ -37,7 +37,7 @@ def remedy_for_run(run: dict, model, representative: np.ndarray, size, resize: s
     ``float_layers`` (of the chosen model) and ``messages`` for the user.
     """
     from edgecnn.converters.representative import run_samples
-    from edgecnn.data.dataset import load_images
+    from edgecnn.data.pixels import load_images
     from edgecnn.compress.qat_memo import QatMemo
 
     val = run_samples(run, "val")

@@ -18,7 +18,7 @@ import numpy as np
 
 from edgecnn import __version__
 from edgecnn.converters.representative import run_samples
-from edgecnn.data.dataset import load_images
+from edgecnn.data.pixels import load_images
 from edgecnn.metrics import classification_report
 from edgecnn.run import preprocessing
 from edgecnn.tf import keras

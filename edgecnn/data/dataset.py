@@ -9,17 +9,16 @@ Two layouts are understood:
 
 Class folders sorted by name give the label order. Hidden files and folders are ignored. Every
 file is scanned (fully decoded) before training; bad files are skipped and reported, never fatal.
-No TensorFlow here: ``finetune`` turns the arrays from ``load_images`` into tensors itself.
+No TensorFlow here. Loading a split's pixels is :func:`edgecnn.data.pixels.load_images`.
 """
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Tuple
+from typing import Dict, List
 
 import numpy as np
 
-from edgecnn.bundle.model import DEFAULT_RESIZE
-from edgecnn.data.folders import Discovery, discover, parallel_map, relative, scan_files
+from edgecnn.data.folders import Discovery, discover, relative, scan_files
 from edgecnn.data.scan import DEFAULT_MAX_PIXELS, IMAGE_EXTENSIONS
 from edgecnn.errors import DataError
 
@@ -107,7 +106,7 @@ class Dataset:
                    warnings=[dict(x) for x in d.get("warnings", [])])
 
 
-def _check_two_classes(disc: Discovery) -> None:
+def check_two_classes(disc: Discovery) -> None:
     if len(disc.labels) == 1:
         where = disc.root / "train" if disc.layout == "splits" else disc.root
         raise DataError(f"'{where}' has only one class ('{disc.labels[0]}'); a classifier needs at least 2. Add a "
@@ -121,8 +120,8 @@ def assemble(disc: Discovery, results, val_fraction: float = 0.2, test_fraction:
     Raises:
         DataError: no usable image at all, fewer than two classes, or a class too small for the split.
     """
-    _check_fractions(val_fraction, test_fraction)
-    _check_two_classes(disc)
+    check_fractions(val_fraction, test_fraction)
+    check_two_classes(disc)
     root, labels = disc.root, disc.labels
     splits_present = sorted({split for split, _, _ in disc.files} | ({"train", "val"} if disc.layout == "splits"
                                                                       else {"all"}))
@@ -154,7 +153,7 @@ def assemble(disc: Discovery, results, val_fraction: float = 0.2, test_fraction:
     return Dataset(root=root, layout=disc.layout, labels=labels, splits=splits, skipped=skipped, warnings=notes)
 
 
-def _check_fractions(val_fraction, test_fraction):
+def check_fractions(val_fraction, test_fraction):
     if not 0 <= val_fraction < 1 or not 0 <= test_fraction < 1 or val_fraction + test_fraction >= 1:
         raise DataError(f"val_fraction={val_fraction} and test_fraction={test_fraction} must each be in [0, 1) "
                         "and sum to less than 1, so that train keeps some images.")
@@ -180,9 +179,9 @@ def load_dataset(data_dir, val_fraction: float = 0.2, test_fraction: float = 0.1
         DataError: for a missing or empty folder, fewer than two classes, or a class too small
             for the split; the message names the value at fault and the fix.
     """
-    _check_fractions(val_fraction, test_fraction)
+    check_fractions(val_fraction, test_fraction)
     disc = discover(data_dir)
-    _check_two_classes(disc)
+    check_two_classes(disc)
     results = scan_files([path for _, _, path in disc.files], max_pixels, progress)
     return assemble(disc, results, val_fraction, test_fraction, seed)
 
@@ -237,36 +236,6 @@ def _stratified_split(root, labels, per_class, val_fraction, test_fraction, seed
     for s in names:  # stable order inside a split: by label, then path
         splits[s].sort(key=lambda x: (x.label, x.path.as_posix()))
     return splits
-
-
-def _load_one(sample: Sample, size, resize: str) -> np.ndarray:
-    from edgecnn.devices.preprocess import resize_rgb
-    from edgecnn.data.scan import load_image_rgb
-
-    return resize_rgb(load_image_rgb(sample.path), size, resize)
-
-
-def load_images(samples, size, resize: str = DEFAULT_RESIZE, progress: bool = False) -> Tuple[np.ndarray, np.ndarray]:
-    """Decode and resize ``samples`` into arrays.
-
-    Args:
-        samples: Samples (e.g. ``dataset.splits["train"]``).
-        size: ``(height, width)`` or a square size in pixels.
-        resize: ``area``, ``bilinear`` or ``nearest``: the same function as on the board
-            (``edgecnn.devices.preprocess.resize_rgb``).
-        progress: show a progress bar.
-
-    Returns:
-        ``(x, y)``: x is N x H x W x 3 uint8 RGB, y is N int64 labels.
-    """
-    samples = list(samples)
-    h, w = (size, size) if isinstance(size, int) else (int(size[0]), int(size[1]))
-    x = np.empty((len(samples), h, w, 3), dtype=np.uint8)
-    images = parallel_map(lambda s: _load_one(s, (h, w), resize), samples, progress, "Loading images")
-    for i, img in enumerate(images):
-        x[i] = img
-    y = np.asarray([s.label for s in samples], dtype=np.int64)
-    return x, y
 
 
 def format_summary(dataset: Dataset) -> str:

@@ -162,11 +162,12 @@ def degenerate_reason(rgb: np.ndarray) -> Optional[str]:
     """
     h, w = rgb.shape[:2]
     step = max(1, max(h, w) // 128)
-    sub = rgb[::step, ::step]
-    if float(sub.std()) < BLANK_MAX_STD:
-        return f"blank image (uniform colour, pixel std {float(sub.std()):.2f})"
-    q = (sub >> 3).astype(np.int32)
-    key = (q[..., 0] << 10) | (q[..., 1] << 5) | q[..., 2]
+    sub = np.ascontiguousarray(rgb[::step, ::step])  # a copy is faster to reduce than a strided view
+    std = float(sub.std())
+    if std < BLANK_MAX_STD:
+        return f"blank image (uniform colour, pixel std {std:.2f})"
+    q = sub >> 3
+    key = (q[..., 0].astype(np.uint16) << 10) | (q[..., 1].astype(np.uint16) << 5) | q[..., 2]  # 15 bits
     counts = np.bincount(key.ravel(), minlength=1 << 15)
     distinct = int(np.count_nonzero(counts))
     dominant = float(counts.max()) / float(key.size)

@@ -83,7 +83,7 @@ def layer_debug(c: dict, progress=None, top: int = 5) -> dict:
     run's train split (the evaluation images are not used to pick layers)."""
     from edgecnn.converters.representative import draw_from_run
     from edgecnn.converters.debugger import debug_layers
-    from edgecnn.data.dataset import load_images
+    from edgecnn.data.pixels import load_images
 
     size = c["x"].shape[1:3]
     resize = ModelSpec.from_manifest(c["bundles"][0]["manifest"]).resize

@@ -56,7 +56,7 @@ def folder_samples(data_dir, labels: Sequence[str]):
 def eval_images(run: dict, size, resize: str, data=None, split: Optional[str] = None) -> dict:
     """The held-out images: ``{"x", "y", "files", "root", "source", "notes"}``."""
     from edgecnn.converters.representative import run_samples
-    from edgecnn.data.dataset import load_images
+    from edgecnn.data.pixels import load_images
 
     notes = []
     if data is not None:

@@ -8,8 +8,9 @@ augmentation, feature extraction and feature cache key. What a trial does not do
 * write a RUN_DIR: the phases run with ``progress=None``, so phase 2 keeps its epoch tracker in
   memory and writes no checkpoint (a killed trial is run again by the study, not resumed);
 * run finetune's ``_train`` itself: that also audits the data, decodes the images, checks disk
-  space and writes the RUN_DIR, none of which a trial wants. Decoded images and base features are
-  cached under ``SEARCH_DIR/cache`` instead (:class:`.trial_data.SearchData`), shared across trials.
+  space and writes the RUN_DIR, none of which a trial wants. Decoded images come from the decoded-image
+  cache every stage shares (:mod:`edgecnn.data.pixels`), and base features are cached under
+  ``SEARCH_DIR/cache`` (:class:`.trial_data.SearchData`), shared across trials.
 """
 
 from types import SimpleNamespace
@@ -58,16 +59,14 @@ def base_features(model, config: dict, args: dict, data):
     the resize and every image's hash; trials of one base and input size extract once.
     """
     from edgecnn.models.classifier import feature_extractor
-    from edgecnn.train import features, pipeline
+    from edgecnn.train import features
 
     extractor = feature_extractor(model)
     key = features.cache_key(config, features.weights_digest(extractor), data.resize, data.splits,
                              args["mixed_precision"])
 
     def compute():
-        images = data.images(args["input_size"])
-        return {split: features.extract(extractor, pipeline.eval_dataset(images[split], args["batch_size"]), 0)
-                for split in SPLITS}
+        return features.extract_splits(extractor, data.images(args["input_size"]), args["batch_size"], 0)
 
     return features.cached(data.cache_dir, key, compute)
 

@@ -1,7 +1,8 @@
 """The dataset every trial of a search shares: split once, images decoded once per input size.
 
-Decoded images are cached under ``SEARCH_DIR/cache`` (trials of one input size reuse them, and so
-does a resumed search); base features are cached beside them by :mod:`.training`.
+Decoded images come from the decoded-image cache every stage shares (:mod:`edgecnn.data.pixels`:
+trials of one input size, a resumed search, other search workers and later finetune runs reuse them);
+base features are cached under ``SEARCH_DIR/cache`` by :mod:`.training`.
 """
 
 import hashlib
@@ -9,7 +10,6 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn import atomic
 from edgecnn.bundle.model import DEFAULT_RESIZE
 from edgecnn.errors import EdgecnnError
 
@@ -45,26 +45,13 @@ class SearchData:
         self.y_train, self.y_val = self.y["train"], self.y["val"]
 
     def images(self, size: int):
-        """``{"train": uint8 N×S×S×3, "val": ...}`` at ``size`` (decoded once, cached as .npz)."""
+        """``{"train": uint8 N×S×S×3, "val": ...}`` at ``size`` (through the decoded-image cache)."""
+        from edgecnn.data.pixels import load_images
+
         if size not in self._images:
-            self._images[size] = self._cached_images(size)
+            self._images[size] = {split: load_images(samples, size, resize=self.resize)[0]
+                                  for split, samples in self.splits.items()}
         return self._images[size]
-
-    def _cached_images(self, size: int) -> dict:
-        from edgecnn.data.dataset import load_images
-
-        path = self.cache_dir / f"images-{self.digest}-{size}.npz"
-        if path.is_file():
-            try:
-                with np.load(path) as data:
-                    return {split: data[split] for split in SPLITS}
-            except (OSError, ValueError, KeyError):
-                pass  # a damaged cache file is decoded again
-        out = {split: load_images(samples, size, resize=self.resize)[0] for split, samples in self.splits.items()}
-        with atomic.atomic_path(path) as tmp:
-            with open(tmp, "wb") as fh:
-                np.savez(fh, **out)
-        return out
 
     def calibration_images(self, size: int, seed: int = 0):
         """Up to ``calibration`` training images, stratified by class."""

@@ -38,6 +38,25 @@ def extract(feature_model, dataset, verbose: int) -> np.ndarray:
     return np.asarray(feature_model.predict(dataset, verbose=verbose), dtype=np.float32)
 
 
+def extract_splits(feature_model, images: dict, batch_size: int, verbose: int) -> dict:
+    """``{split: features}`` for ``{split: uint8 images}``, in one pass of the base over all of them.
+
+    One ``predict`` over the splits chained: the base's graph is traced once, and the pipeline stays
+    full across the split boundaries, instead of one traced, drained predict per split.
+    """
+    from edgecnn.train.pipeline import eval_dataset_of
+
+    names = [name for name, x in images.items() if len(x)]
+    dim = feature_model.output_shape[-1]
+    out = {name: np.zeros((0, dim), np.float32) for name in images}
+    if not names:
+        return out
+    feats = extract(feature_model, eval_dataset_of([images[n] for n in names], batch_size), verbose)
+    bounds = np.cumsum([0] + [len(images[n]) for n in names])
+    out.update({name: feats[bounds[i]:bounds[i + 1]] for i, name in enumerate(names)})
+    return out
+
+
 def cached(cache_dir, key: str, compute) -> tuple:
     """Return ``(features dict, hit)``: the cache file when present, else ``compute()`` saved to it.
 

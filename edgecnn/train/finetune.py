@@ -22,13 +22,13 @@ from edgecnn.train.job import run_result, train_job
 from edgecnn.train.space import disk_full_guard
 
 
-def _audit_hook(args, strict, log, quiet):
+def _audit_hook(intake, args, strict, log):
     """Audit the data before training: warn on leakage and label conflicts, refuse them with ``strict``."""
-    from edgecnn.audit import audit_dataset, failed_checks
+    from edgecnn.audit import failed_checks
     from edgecnn.errors import DataError
+    from edgecnn.train.intake import audit as audit_intake
 
-    audit = audit_dataset(args["data_dir"], val_fraction=args["val_fraction"], test_fraction=args["test_fraction"],
-                          seed=args["seed"], progress=not quiet)
+    audit = audit_intake(intake, args)
     bad = failed_checks(audit, "leakage,label_conflicts")
     if bad:
         message = "; ".join(f["message"] for f in audit["findings"] if f["kind"] in bad)
@@ -82,13 +82,13 @@ def finetune(data_dir, out, *, overwrite: bool = False, quiet: bool = False, str
         warning when val accuracy is near 100% and the audit found leakage or shortcut cues, and the
         likely label errors found on the pretrained base's cached features.
     """
-    from edgecnn.data.dataset import load_dataset
+    from edgecnn.train.intake import read_data
 
     started = time.perf_counter()
     args = opts.resolve_args(data_dir, options)
     log = _logger(quiet)
-    dataset = load_dataset(args["data_dir"], val_fraction=args["val_fraction"],
-                           test_fraction=args["test_fraction"], seed=args["seed"], progress=not quiet)
+    intake = read_data(args, progress=not quiet)  # each file decoded once: verdict, audit hashes, pixels
+    dataset = intake.dataset
     if dataset.skipped:
         log(_skipped_summary(dataset.skipped))
     if not dataset.splits.get("val"):
@@ -99,10 +99,11 @@ def finetune(data_dir, out, *, overwrite: bool = False, quiet: bool = False, str
         log(f"RUN_DIR '{out}' is already complete with these arguments; nothing to do "
             "(pass --overwrite to train again).")
         return run_result(load_run(out), "complete")
-    audit = _audit_hook(args, strict, log, quiet)
+    audit = _audit_hook(intake, args, strict, log)
     loaded = time.perf_counter() - started
     with disk_full_guard(state):
-        result = train_job(args, dataset, state, log, quiet, {"dataset_s": loaded, "started": started})
+        result = train_job(args, dataset, state, log, quiet, {"dataset_s": loaded, "started": started},
+                           intake.pixels)
     result["warnings"] = _too_good(result, audit, log) + _doubtful_labels(args, out, log)
     return result
 

@@ -39,8 +39,11 @@ def run_result(run: dict, status: str) -> dict:
             "resumed": run.get("resumed")}
 
 
-def train_job(args, dataset, state, log, quiet, timings):
-    """Build the model, train the head (phase 1) and the top of the base (phase 2), evaluate, write RUN_DIR."""
+def train_job(args, dataset, state, log, quiet, timings, pixels=...):
+    """Build the model, train the head (phase 1) and the top of the base (phase 2), evaluate, write RUN_DIR.
+
+    ``pixels``: the PixelCache the data scan filled (the default on-disk one when not given).
+    """
     from edgecnn.tf import keras
     from edgecnn.train import distribute
 
@@ -48,7 +51,7 @@ def train_job(args, dataset, state, log, quiet, timings):
     state.writer = distribute.is_chief(strategy)  # other MultiWorker workers read the chief's state
     keras.utils.set_random_seed(args["seed"])
     deterministic = distribute.determinism()
-    job = _Job(args, dataset, state, log, quiet, strategy)
+    job = _Job(args, dataset, state, log, quiet, strategy, pixels)
     with distribute.precision(args["mixed_precision"]):
         model, config = _build_model(job)
         phase1, feats = _phase1(job, model, config, timings)
@@ -68,9 +71,10 @@ def train_job(args, dataset, state, log, quiet, timings):
 class _Job:
     """What the training steps share: arguments, splits and labels, the strategy, the log, the images."""
 
-    def __init__(self, args, dataset, state, log, quiet, strategy):
+    def __init__(self, args, dataset, state, log, quiet, strategy, pixels=...):
         self.args, self.dataset, self.state, self.log, self.quiet, self.strategy = \
             args, dataset, state, log, quiet, strategy
+        self.pixels = pixels
         self.labels = list(dataset.labels)
         self.splits = {name: dataset.splits.get(name, []) for name in ("train", "val", "test")}
         self.y = {name: np.array([s.label for s in samples], dtype=np.int64) for name, samples in self.splits.items()}
@@ -83,11 +87,12 @@ class _Job:
 
     def images(self, split):
         """A split's images at the model's input size, loaded once when first needed."""
-        from edgecnn.data.dataset import load_images
+        from edgecnn.data.pixels import load_images
 
         if split not in self._images:
             self._images[split] = (
-                load_images(self.splits[split], self.size, resize=self.args["resize"], progress=not self.quiet)[0]
+                load_images(self.splits[split], self.size, resize=self.args["resize"], progress=not self.quiet,
+                            cache=self.pixels)[0]
                 if self.splits[split] else np.zeros((0, self.size, self.size, 3), np.uint8))
         return self._images[split]
 
@@ -155,9 +160,9 @@ def _features(job: _Job, model, config, timings) -> dict:
 
     def compute():
         job.log("Extracting features with the frozen base (once; cached in RUN_DIR/.cache)...")
-        dim = extractor.output_shape[-1]
-        return {name: (features.extract(extractor, _eval(job.images(name), args), job.verbose) if len(job.y[name])
-                       else np.zeros((0, dim), np.float32)) for name in ("train", "val", "test")}
+        names = ("train", "val", "test")
+        return features.extract_splits(extractor, {name: job.images(name) for name in names}, args["batch_size"],
+                                       job.verbose)
 
     feats, timings["features_cached"] = features.cached(job.state.cache, key, compute)
     timings["features_s"] = time.perf_counter() - t0

@@ -55,6 +55,15 @@ def eval_dataset(x, batch_size: int):
     return _with_options(ds.map(lambda a: tf.cast(a, tf.float32)))
 
 
+def eval_dataset_of(arrays, batch_size: int):
+    """One :func:`eval_dataset` over several arrays of inputs, one after the other."""
+    ds = None
+    for x in arrays:
+        part = tf.data.Dataset.from_tensor_slices(x)
+        ds = part if ds is None else ds.concatenate(part)
+    return _with_options(ds.batch(batch_size).map(lambda a: tf.cast(a, tf.float32)))
+
+
 def _with_options(ds):
     # In-memory data: shard by batch element across workers; keep the order deterministic.
     options = tf.data.Options()

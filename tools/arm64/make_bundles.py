@@ -86,7 +86,7 @@ def held_out_images(run: Path) -> list:
     kernels change a decision; ties themselves are tested in tests/device/test_decision_ties.py.
     """
     from edgecnn.converters.representative import run_samples
-    from edgecnn.data.dataset import load_images
+    from edgecnn.data.pixels import load_images
     from edgecnn.devices.decision import top2
     from edgecnn.models.classifier import keras_probs
     from edgecnn.run import load_run, load_run_model, preprocessing

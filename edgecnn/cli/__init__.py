@@ -30,6 +30,7 @@ COMMANDS = {
     "calibration": ("edgecnn.cli.calibration", "calibration", "Select a calibration set from training images."),
     "prune": ("edgecnn.cli.prune", "prune", "Prune a run's model (magnitude or one-shot OBS) into a new run."),
     "qat": ("edgecnn.cli.qat", "qat", "Quantization-aware training of a run's model (a new run)."),
+    "probe-cuts": ("edgecnn.cli.probe_cuts", "probe_cuts", "Measure where to cut the pretrained base: size, latency, accuracy."),
 }
 
 

@@ -30,6 +30,11 @@ def _summary(result):
 @click.option("--input-size", type=int, help="Square input size in pixels (default: the backbone's).")
 @click.option("--weights", default=D["weights"], show_default=True, help="imagenet, none, or a no-top .h5 file.")
 @click.option("--base", type=click.Path(dir_okay=False), help="Your own Keras feature extractor (.keras/.h5).")
+@click.option("--cut-at", help="End the base at this block (a layer name or an index as `edgecnn probe-cuts` lists "
+                               "them, -1 the whole base), or 'auto': the smallest cut within --cut-max-drop of the "
+                               "best, by a probe of every block.")
+@click.option("--cut-max-drop", default=D["cut_max_drop"], show_default=True,
+              help="--cut-at auto: percentage points of val accuracy below the best cut it may give up.")
 @click.option("--epochs", default=D["epochs"], show_default=True, help="Head epochs (phase 1, cached features).")
 @click.option("--fine-tune-epochs", default=D["fine_tune_epochs"], show_default=True,
               help="Phase 2 epochs with the top of the base unfrozen; 0 skips phase 2.")

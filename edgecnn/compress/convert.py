@@ -252,6 +252,8 @@ def _manifest(src: _Source, conv: _Converted, calib_info, metrics, golden_sample
         "qat": bool(run.get("qat")),
         "pruning": run.get("pruning"),
         "fallbacks": fb_info,
+        # where finetune cut the pretrained base (None: the whole base), from run.json's model config
+        "cut_at": (run.get("model") or {}).get("cut_at"),
     }
     extra = {"edgetpu": edgetpu_section} if edgetpu_section is not None else {}
     remedy = conv.remedy

@@ -4,12 +4,14 @@ Flat matters: tfmot pruning and QAT refuse a Keras model nested in another, so t
 are called directly on our tensors instead of being wrapped as a sub-model.
 """
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Optional
 
 import numpy as np
 
 from edgecnn.errors import ModelError
+from edgecnn.models.cuts import cut_base
 from edgecnn.models.safe_load import load_keras_model
 from edgecnn.models.registry import Backbone, get_backbone, resolve_weights
 from edgecnn.tf import keras, tf
@@ -70,29 +72,23 @@ def load_custom_base(path):
     return load_keras_model(path, role="--base")
 
 
-def build_classifier(num_classes: int, backbone: str = "mobilenet_v2", input_size: Optional[int] = None,
-                     alpha: Optional[float] = None, weights: Optional[str] = "imagenet",
-                     dropout: float = 0.2, base_path: Optional[str] = None,
-                     rescale=None):
-    """Build the flat classifier and describe it.
+@dataclass
+class LoadedBase:
+    """A base before it is inlined: the Keras model, its input size, names, preprocessing and cut points."""
 
-    Args:
-        num_classes: number of output classes (softmax).
-        backbone: registry name; ignored when ``base_path`` is given.
-        input_size: square input size; the backbone's default when None.
-        alpha: width multiplier; the backbone's default when None.
-        weights: ``"imagenet"``, ``"none"``/None or a path to a no-top weights file.
-        dropout: dropout rate before the dense layer.
-        base_path: a user's own Keras feature extractor (its input size is used).
-        rescale: ``(scale, offset)`` to override the backbone's first-layer rescaling; for
-            ``base_path`` the default is MobileNet-style [-1, 1].
+    model: object
+    size: int
+    name: str
+    alpha: Optional[float]
+    rescale: Optional[tuple]
+    unfreeze_from: Optional[str]
+    cut_pattern: Optional[str]  # the registry's, None for a --base model (every boundary counts)
+    what: str  # how messages name it
 
-    Returns:
-        ``(model, config)``: the Keras model taking raw RGB pixels (float, 0-255) and a
-        JSON-safe config (backbone, alpha, input size, rescale, layer names) for run.json.
-    """
-    if num_classes < 2:
-        raise ModelError(f"a classifier needs at least 2 classes, got {num_classes}.")
+
+def load_base(backbone: str = "mobilenet_v2", input_size: Optional[int] = None, alpha: Optional[float] = None,
+              weights: Optional[str] = "imagenet", base_path: Optional[str] = None, rescale=None) -> LoadedBase:
+    """The pretrained base ``build_classifier`` inlines (arguments as there), whole."""
     if base_path:
         base = load_custom_base(base_path)
         shape = base.input_shape
@@ -118,6 +114,43 @@ def build_classifier(num_classes: int, backbone: str = "mobilenet_v2", input_siz
         base = _load_base(entry, size, alpha, resolve_weights(entry, weights, alpha, size))
         name, unfreeze_from = entry.name, entry.unfreeze_from
         rescale = tuple(rescale) if rescale is not None else entry.rescale
+    return LoadedBase(base, size, name, alpha, rescale, unfreeze_from,
+                      None if base_path else entry.cut_pattern,
+                      f"the --base model '{base_path}'" if base_path else f"the {name} base")
+
+
+def build_classifier(num_classes: int, backbone: str = "mobilenet_v2", input_size: Optional[int] = None,
+                     alpha: Optional[float] = None, weights: Optional[str] = "imagenet",
+                     dropout: float = 0.2, base_path: Optional[str] = None,
+                     rescale=None, cut_at=None):
+    """Build the flat classifier and describe it.
+
+    Args:
+        num_classes: number of output classes (softmax).
+        backbone: registry name; ignored when ``base_path`` is given.
+        input_size: square input size; the backbone's default when None.
+        alpha: width multiplier; the backbone's default when None.
+        weights: ``"imagenet"``, ``"none"``/None or a path to a no-top weights file.
+        dropout: dropout rate before the dense layer.
+        base_path: a user's own Keras feature extractor (its input size is used).
+        rescale: ``(scale, offset)`` to override the backbone's first-layer rescaling; for
+            ``base_path`` the default is MobileNet-style [-1, 1].
+        cut_at: end the base at this cut point (a layer name or an index among
+            :func:`edgecnn.models.cuts.cut_points`); everything after it is left out of the graph.
+            None keeps the whole base.
+
+    Returns:
+        ``(model, config)``: the Keras model taking raw RGB pixels (float, 0-255) and a
+        JSON-safe config (backbone, alpha, input size, rescale, layer names) for run.json.
+    """
+    if num_classes < 2:
+        raise ModelError(f"a classifier needs at least 2 classes, got {num_classes}.")
+    found = load_base(backbone, input_size, alpha, weights, base_path, rescale)
+    base, size, name, alpha, rescale, unfreeze_from = (found.model, found.size, found.name, found.alpha,
+                                                       found.rescale, found.unfreeze_from)
+    base, cut = cut_base(base, cut_at, found.cut_pattern, found.what)
+    if cut and unfreeze_from and unfreeze_from not in {layer.name for layer in base.layers}:
+        unfreeze_from = None  # the registry's block is cut off: phase 2 unfreezes the top of what is left
 
     inputs = keras.Input(shape=(size, size, 3), name="image")
     x = inputs
@@ -144,6 +177,7 @@ def build_classifier(num_classes: int, backbone: str = "mobilenet_v2", input_siz
         "base_layers": base_layers,
         "unfreeze_from": unfreeze_from,
         "pool_layer": POOL_LAYER,
+        "cut_at": cut,
     }
     return model, config
 

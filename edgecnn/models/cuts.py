@@ -85,3 +85,14 @@ def truncate(base, name: str):
     if name == base.layers[-1].name:
         return base
     return keras.Model(base.input, base.get_layer(name).output, name=f"{base.name}_to_{name}"[:120])
+
+
+def cut_base(base, cut_at, pattern: Optional[str], what: str):
+    """``(base, cut layer name or None)``: ``base`` truncated at ``cut_at``; None keeps all of it, and a cut
+    at the last layer is the whole base, recorded as uncut (today's model)."""
+    if cut_at is None:
+        return base, None
+    name = resolve_cut(base, cut_at, pattern, what)
+    if name == base.layers[-1].name:
+        return base, None
+    return truncate(base, name), name

@@ -27,6 +27,8 @@ class Backbone:
         sizes: input sizes the family supports with ImageNet weights (the search space).
         alphas: widths with ImageNet weights (the search space).
         extra: keyword arguments passed to the application.
+        cut_pattern: regular expression on layer names marking one cut point per block
+            (``--cut-at``; see :mod:`edgecnn.models.cuts`), or None for every boundary the graph has.
     """
 
     name: str
@@ -38,6 +40,7 @@ class Backbone:
     sizes: Tuple[int, ...]
     alphas: Tuple[float, ...] = ()
     extra: dict = field(default_factory=dict)
+    cut_pattern: Optional[str] = None
 
     def weights_filename(self, alpha: Optional[float], size: int) -> str:
         """File name of local ImageNet weights, as in ``../shared/models/pretrained``."""
@@ -61,14 +64,18 @@ BACKBONES = {
     b.name: b
     for b in [
         Backbone("mobilenet_v1", "MobileNet", 160, 0.5, _MOBILENET_RESCALE, "conv_dw_12",
-                 (128, 160, 192, 224), (0.25, 0.5, 0.75, 1.0)),
+                 (128, 160, 192, 224), (0.25, 0.5, 0.75, 1.0), cut_pattern=r"conv_pw_\d+_relu"),
         Backbone("mobilenet_v2", "MobileNetV2", 224, 1.0, _MOBILENET_RESCALE, "block_15_expand",
-                 (96, 128, 160, 192, 224), (0.35, 0.5, 0.75, 1.0, 1.3, 1.4)),
+                 (96, 128, 160, 192, 224), (0.35, 0.5, 0.75, 1.0, 1.3, 1.4),
+                 cut_pattern=r"(expanded_conv|block_\d+)_(project_BN|add)"),
         Backbone("mobilenet_v3_small", "MobileNetV3Small", 224, 1.0, None, None,
-                 (224,), (0.75, 1.0), {"include_preprocessing": True}),
+                 (224,), (0.75, 1.0), {"include_preprocessing": True},
+                 cut_pattern=r"expanded_conv(_\d+)?/(project/BatchNorm|Add)"),
         Backbone("mobilenet_v3_large", "MobileNetV3Large", 224, 1.0, None, None,
-                 (224,), (0.75, 1.0), {"include_preprocessing": True}),
-        Backbone("efficientnet_b0", "EfficientNetB0", 224, None, None, "block6a_expand_conv", (224,)),
+                 (224,), (0.75, 1.0), {"include_preprocessing": True},
+                 cut_pattern=r"expanded_conv(_\d+)?/(project/BatchNorm|Add)"),
+        Backbone("efficientnet_b0", "EfficientNetB0", 224, None, None, "block6a_expand_conv", (224,),
+                 cut_pattern=r"block\d[a-z]_(project_bn|add)"),
     ]
 }
 

@@ -10,6 +10,8 @@ or TOML) narrows or extends it. Its keys, all optional::
     alpha = [0.25, 0.5]                  # keep these widths
     input_size = [128, 160]              # keep these sizes
     unfreeze_top = [0, 20, 40]           # layers of the base unfrozen in phase 2 (0: head only)
+    cut_at = [-1, -2, -4]                # where the base ends: -1 the whole base, -2 one block less...
+                                         # (indices or layer names as `edgecnn probe-cuts` lists them)
     lr = {low = 1e-4, high = 1e-2}       # head learning rate (log scale); a number fixes it
     fine_tune_lr = {low = 1e-6, high = 1e-4}
     augment = ["none", "light", "strong"]
@@ -29,13 +31,14 @@ from typing import Optional
 from edgecnn.errors import EdgecnnError
 from edgecnn.models.registry import BACKBONES, WEIGHTS_DIR_ENV, get_backbone
 
-TUNED = ("unfreeze_top", "lr", "fine_tune_lr", "augment", "balance")
+TUNED = ("unfreeze_top", "cut_at", "lr", "fine_tune_lr", "augment", "balance")
 FIXED = ("epochs", "fine_tune_epochs", "batch_size", "patience")
 FILTERS = ("backbone", "alpha", "input_size")
 KNOWN_KEYS = ("bases",) + FILTERS + TUNED + FIXED
 
 DEFAULT_TUNED = {
     "unfreeze_top": [0, 20, 40],
+    "cut_at": [-1],  # the whole base unless the space asks for cuts (`edgecnn probe-cuts` shows the trade-off)
     "lr": {"low": 3e-4, "high": 1e-2},
     "fine_tune_lr": {"low": 1e-5, "high": 3e-4},
     "augment": ["none", "light", "strong"],
@@ -199,6 +202,10 @@ def build_space(weights: Optional[str] = "imagenet", overrides: Optional[dict] =
         if not isinstance(value, int) or isinstance(value, bool) or value < 0:
             raise SpaceError(f"'{key}' in {where} must be an integer >= 0, got {value!r}.")
         space[key] = value
+    cuts = space["cut_at"] if isinstance(space["cut_at"], list) else [space["cut_at"]]
+    if any(str(c).strip().lower() == "auto" for c in cuts):
+        raise SpaceError(f"'cut_at' in {where} lists 'auto'; the search compares cuts itself: list the indices "
+                         "or layer names to try (`edgecnn probe-cuts` shows each), e.g. [-1, -2, -4].")
     for key in ("augment", "balance"):
         allowed = {"augment": ("none", "light", "strong"), "balance": ("none", "weights", "oversample")}[key]
         values = space[key] if isinstance(space[key], list) else [space[key]]

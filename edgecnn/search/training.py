@@ -41,7 +41,7 @@ def build(args: dict, num_classes: int):
     """The trial's classifier as finetune builds it from the same arguments (``(model, config)``)."""
     return fresh_classifier(num_classes, args["seed"], backbone=args["backbone"], input_size=args["input_size"],
                             alpha=args["alpha"], weights=args["weights"], dropout=args["dropout"],
-                            base_path=args["base"])
+                            base_path=args["base"], cut_at=args["cut_at"])
 
 
 def _run_context(args: dict, data, log):

@@ -26,6 +26,9 @@ def trial_options(config: dict, weights) -> dict:
             "augment": config.get("augment") or "none", "batch_size": fixed["batch_size"],
             # finetune trains the head at least one epoch and waits at least one (a space may say 0)
             "epochs": max(1, int(fixed["epochs"])), "patience": max(1, int(fixed["patience"]))}
+    cut = config.get("cut_at", -1)
+    if cut not in (None, -1, "-1"):  # -1, the whole base, is finetune's default (no --cut-at)
+        opts["cut_at"] = str(cut)
     unfreeze = int(config.get("unfreeze_top") or 0)
     if unfreeze:
         opts.update(unfreeze_top=unfreeze, fine_tune_lr=config["fine_tune_lr"],

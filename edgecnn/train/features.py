@@ -13,7 +13,7 @@ import numpy as np
 from edgecnn import atomic
 
 # Config fields that change the pooled features (dropout and the head do not).
-_KEY_FIELDS = ("backbone", "alpha", "input_size", "rescale", "pool_layer")
+_KEY_FIELDS = ("backbone", "alpha", "input_size", "rescale", "pool_layer", "cut_at")
 
 
 def weights_digest(model) -> str:

@@ -53,13 +53,14 @@ def train_job(args, dataset, state, log, quiet, timings, pixels=...):
     deterministic = distribute.determinism()
     job = _Job(args, dataset, state, log, quiet, strategy, pixels)
     with distribute.precision(args["mixed_precision"]):
+        job.cut = _choose_cut(job)
         model, config = _build_model(job)
         phase1, feats = _phase1(job, model, config, timings)
         phase2 = _phase2(job, model, config, timings)
         metrics = _evaluate(job, model, feats, timings)
     if args["mixed_precision"]:  # save a float32 graph: TFLite converters want float32 weights
         trained = model
-        model, _ = _classifier(args, len(job.labels), weights="none")
+        model, _ = _classifier(args, len(job.labels), weights="none", cut_at=job.cut)
         model.set_weights(trained.get_weights())
     metrics["select_by"] = args["select_by"]
     metrics["phases"] = {"1": phase1.get("summary"), "2": phase2.get("summary")}
@@ -83,6 +84,7 @@ class _Job:
                                    progress=state.progress, log=log, verbose=self.verbose)
         self.resumed = {"phase1_skipped": False, "phase2_skipped": False, "phase2_resumed_at_epoch": None}
         self.size = None  # the model's input size, once it is built
+        self.cut, self.cut_probe = None, None  # where the base ends, and the probe that chose it (--cut-at auto)
         self._images = {}
 
     def images(self, split):
@@ -97,11 +99,21 @@ class _Job:
         return self._images[split]
 
 
-def _classifier(args, num_classes: int, weights):
+def _classifier(args, num_classes: int, weights, cut_at=None):
     from edgecnn.models.classifier import build_classifier
 
     return build_classifier(num_classes, backbone=args["backbone"], input_size=args["input_size"], alpha=args["alpha"],
-                            weights=weights, dropout=args["dropout"], base_path=args["base"])
+                            weights=weights, dropout=args["dropout"], base_path=args["base"], cut_at=cut_at)
+
+
+def _choose_cut(job: _Job):
+    """Where the base ends: ``--cut-at`` as given, or for ``auto`` the probe's choice (its index)."""
+    from edgecnn.train.cut_probe import probe_run
+
+    if job.args["cut_at"] != "auto":
+        return job.args["cut_at"]
+    job.cut_probe = probe_run(job)
+    return job.cut_probe["auto"]["index"]
 
 
 def _build_model(job: _Job):
@@ -111,7 +123,7 @@ def _build_model(job: _Job):
 
     args, state = job.args, job.state
     with job.strategy.scope():
-        model, config = _classifier(args, len(job.labels), weights=args["weights"])
+        model, config = _classifier(args, len(job.labels), weights=args["weights"], cut_at=job.cut)
     job.size = config["input_size"]
     state.needed = space.needed_bytes(model, sum(len(v) for v in job.y.values()),
                                       int(model.get_layer(POOL_LAYER).output.shape[-1]),
@@ -238,6 +250,7 @@ def _run_info(job: _Job, config, phase2, deterministic, timings) -> dict:
         "class_counts": dataset.class_counts(),
         "augment": describe(args["augment"], args["flip"], args["rotate"], args["zoom"], args["color"]),
         "fine_tune": phase2.get("unfreeze"),
+        "cut_probe": job.cut_probe,
         "strategy": dict(distribute.describe(job.strategy), deterministic=deterministic),
         "timings": timings,
         "resumed": job.resumed,

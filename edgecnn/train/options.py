@@ -23,6 +23,8 @@ DEFAULTS = {
     "input_size": None,
     "weights": "imagenet",
     "base": None,
+    "cut_at": None,
+    "cut_max_drop": 1.0,
     "epochs": 10,
     "fine_tune_epochs": 10,
     "batch_size": 32,
@@ -88,7 +90,12 @@ def resolve_args(data_dir, options: dict) -> dict:
         raise RunError("pass either --unfreeze-top or --unfreeze-from, not both.")
     if args["unfreeze_top"] is not None:
         _at_least("unfreeze_top", args["unfreeze_top"], 1)
-    for name in ("alpha", "lr", "fine_tune_lr", "dropout", "val_fraction", "test_fraction"):
+    if args["cut_at"] is not None:
+        args["cut_at"] = str(args["cut_at"]).strip()  # a layer name, an index or auto; checked on the base
+    if not isinstance(args["cut_max_drop"], (int, float)) or not 0 <= args["cut_max_drop"] <= 100:
+        raise RunError(f"--cut-max-drop must be a number of percentage points from 0 to 100, got "
+                       f"{args['cut_max_drop']!r}.")
+    for name in ("alpha", "lr", "fine_tune_lr", "dropout", "val_fraction", "test_fraction", "cut_max_drop"):
         if args[name] is not None:
             args[name] = float(args[name])
     if args["base"] is not None:

@@ -3,6 +3,7 @@
 import click
 
 from edgecnn.cli.common import emit, output_options
+from edgecnn.search.cut_costs import DEFAULT_TARGET
 from edgecnn.train.cut_probe import DEFAULT_MAX_DROP
 from edgecnn.train.options import DEFAULTS as D
 
@@ -10,17 +11,9 @@ from edgecnn.train.options import DEFAULTS as D
 def _summary(result):
     from edgecnn.train.cut_probe import format_table
 
-    table = format_table(result).splitlines()
-    lat = {r["index"]: r for r in result["cuts"]}
-    lines = [table[0] + f" {'MMACs':>8} {'ms~':>8}"]
-    for line, row in zip(table[1:], result["cuts"]):
-        lines.append(line.replace("  <- auto", "") + f" {lat[row['index']]['macs'] / 1e6:>8.1f} "
-                     f"{row['latency_ms']:>8.2f}" + ("  <- auto" if "<- auto" in line else ""))
-    lines += table[1 + len(result["cuts"]):]
-    lines.append(f"Latency: estimates on the {result['target']['profile']} profile (fit error "
-                 f"{result['target']['fit_error']:.0%}). Train at the choice with `edgecnn finetune --cut-at "
-                 f"{result['auto']['index']}` (or --cut-at auto)." + (f" Plot: {result['plot']}" if result["plot"] else ""))
-    return "\n".join(lines)
+    return (format_table(result) + f"\nLatency: estimates on the {result['target']['profile']} profile (fit error "
+            f"{result['target']['fit_error']:.0%}). Train at the choice with `edgecnn finetune --cut-at "
+            f"{result['auto']['index']}` (or --cut-at auto)." + (f" Plot: {result['plot']}" if result["plot"] else ""))
 
 
 @click.command("probe-cuts", context_settings={"help_option_names": ["-h", "--help"]})
@@ -30,7 +23,7 @@ def _summary(result):
 @click.option("--input-size", type=int, help="Square input size in pixels (default: the backbone's).")
 @click.option("--weights", default=D["weights"], show_default=True, help="imagenet, or a no-top .h5 file.")
 @click.option("--base", type=click.Path(exists=True, dir_okay=False), help="Your own Keras feature extractor.")
-@click.option("--target", default="rpi4", show_default=True,
+@click.option("--target", default=DEFAULT_TARGET, show_default=True,
               help="Latency profile for the estimates: rpi4, rpi5, coral-usb, coral-devboard, or a profile .json.")
 @click.option("--max-drop", type=float, default=DEFAULT_MAX_DROP, show_default=True,
               help="auto: percentage points of val accuracy below the best cut it may give up for a smaller model.")

@@ -13,7 +13,9 @@ without the noise of a few SGD epochs, so the cuts are compared on their feature
 
 import numpy as np
 
-DEFAULT_MAX_DROP = 1.0  # pp of val accuracy below the best cut that `auto` accepts for a smaller model
+from edgecnn.train.options import DEFAULTS
+
+DEFAULT_MAX_DROP = DEFAULTS["cut_max_drop"]  # pp of val accuracy below the best cut `auto` gives up for a smaller model
 INT8_BYTES_PER_WEIGHT = 1  # the size estimate: int8 weights; int32 biases and the graph are in the ~overhead
 
 
@@ -133,12 +135,16 @@ def probe_run(job) -> dict:
 
 
 def format_table(result: dict) -> str:
-    """The probe's table: one line per cut, the ``auto`` choice marked."""
-    lines = [f"{'#':>3}  {'cut at':<34} {'channels':>8} {'params':>10} {'int8 KB~':>9} {'val acc':>8}"]
+    """The probe's table: one line per cut, the ``auto`` choice marked; MACs and latency columns when the
+    rows have them (``edgecnn probe-cuts`` adds them)."""
+    costs = "latency_ms" in result["cuts"][0]
+    lines = [f"{'#':>3}  {'cut at':<34} {'channels':>8} {'params':>10} {'int8 KB~':>9} {'val acc':>8}"
+             + (f" {'MMACs':>8} {'ms~':>8}" if costs else "")]
     for r in result["cuts"]:
         mark = "  <- auto" if r["index"] == result["auto"]["index"] else ""
+        extra = f" {r['macs'] / 1e6:>8.1f} {r['latency_ms']:>8.2f}" if costs else ""
         lines.append(f"{r['index']:>3}  {r['cut_at']:<34} {r['channels']:>8} {r['params']:>10,} "
-                     f"{r['int8_kb_est']:>9.1f} {r['val_accuracy']:>8.3f}{mark}")
+                     f"{r['int8_kb_est']:>9.1f} {r['val_accuracy']:>8.3f}{extra}{mark}")
     lines.append(f"auto: the smallest cut within {result['max_drop_pp']:g} pp of the best val accuracy "
                  f"({result['best_val_accuracy']:.3f}): #{result['auto']['index']} {result['auto']['cut_at']}")
     return "\n".join(lines)

@@ -38,7 +38,9 @@ KNOWN_KEYS = ("bases",) + FILTERS + TUNED + FIXED
 
 DEFAULT_TUNED = {
     "unfreeze_top": [0, 20, 40],
-    "cut_at": [-1],  # the whole base unless the space asks for cuts (`edgecnn probe-cuts` shows the trade-off)
+    # a fixed value, not a one-choice list: trials drawn before the dimension existed (and FixedTrials of
+    # their params) lack it; the whole base unless the space lists cuts (`edgecnn probe-cuts` shows the trade-off)
+    "cut_at": -1,
     "lr": {"low": 3e-4, "high": 1e-2},
     "fine_tune_lr": {"low": 1e-5, "high": 3e-4},
     "augment": ["none", "light", "strong"],

@@ -6,13 +6,15 @@ each image runs through the base once, however many cuts are probed. Its feature
 truncated classifier's pool layer gives (the same layers, the same rescaling, then global average
 pooling), and are cached like phase 1's (``RUN_DIR/.cache`` for ``finetune --cut-at auto``).
 
-The probe per cut is a multinomial logistic regression on standardised features (scikit-learn,
-seeded, fitted on train, scored on val): a head like phase 1's, fitted in a fraction of a second and
-without the noise of a few SGD epochs, so the cuts are compared on their features alone.
+The probe per cut is :func:`edgecnn.train.linear_head.probe_accuracy`: a multinomial logistic
+regression on standardised features (seeded, fitted on train, scored on val), the head phase 1
+starts from, fitted in a fraction of a second and without the noise of a few SGD epochs, so the
+cuts are compared on their features alone and the table shows what finetune's head begins with.
 """
 
 import numpy as np
 
+from edgecnn.train.linear_head import probe_accuracy
 from edgecnn.train.options import DEFAULTS
 
 DEFAULT_MAX_DROP = DEFAULTS["cut_max_drop"]  # pp of val accuracy below the best cut `auto` gives up for a smaller model
@@ -55,17 +57,6 @@ def features_at_cuts(model, names, images: dict, batch_size: int) -> dict:
     return {s: [np.asarray(o[bounds[i]:bounds[i + 1]], np.float32) for o in outs] for i, s in enumerate(splits)}
 
 
-def linear_probe(x_train, y_train, x_val, y_val, seed: int) -> float:
-    """Val accuracy of a logistic regression fitted on standardised train features."""
-    from sklearn.linear_model import LogisticRegression
-    from sklearn.pipeline import make_pipeline
-    from sklearn.preprocessing import StandardScaler
-
-    clf = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000, C=0.1, random_state=seed))
-    clf.fit(x_train, y_train)
-    return float((clf.predict(x_val) == np.asarray(y_val)).mean())
-
-
 def choose(rows: list, max_drop: float) -> dict:
     """The smallest cut (fewest parameters) whose val accuracy is within ``max_drop`` pp of the best."""
     best = max(r["val_accuracy"] for r in rows)
@@ -98,9 +89,10 @@ def probe(found, images: dict, y: dict, num_classes: int, batch_size: int = 32, 
     for k, name in enumerate(names):
         channels = int(flat[f"train_{k}"].shape[-1])
         head = channels * num_classes + num_classes
+        acc = probe_accuracy(flat[f"train_{k}"], y["train"], flat[f"val_{k}"], y["val"], num_classes, seed)
         rows.append({"index": k, "cut_at": name, "channels": channels, "params": params[k] + head,
                      "int8_kb_est": round((params[k] + head) * INT8_BYTES_PER_WEIGHT / 1024, 1),
-                     "val_accuracy": linear_probe(flat[f"train_{k}"], y["train"], flat[f"val_{k}"], y["val"], seed)})
+                     "val_accuracy": acc})
     auto = choose(rows, max_drop)
     return {"cuts": rows, "auto": auto, "best_val_accuracy": max(r["val_accuracy"] for r in rows),
             "max_drop_pp": max_drop, "features_cached": hit}

@@ -14,10 +14,13 @@ what it chose and that model's figures.
 Prints progress on stderr and one JSON object as the last line of stdout::
 
     {"cuts": [{"index", "cut_at", "int8_kb", "latency_ms", "int8_val_acc", "probe_val_acc"}], "full": {...},
-     "auto": {...}, "auto_size_ratio", "auto_latency_ratio", "auto_acc_drop_pp", "max_drop_pp", "device"}
+     "auto": {...}, "auto_size_ratio", "auto_latency_ratio", "auto_acc_drop_pp", "probe_s",
+     "two_plain_epochs_s", "probe_over_two_epochs", "max_drop_pp", "device"}
 
 Goal (issue 23): the auto cut within 2 pp of the full model's int8 accuracy with ``auto_size_ratio``
-<= 0.5 and ``auto_latency_ratio`` <= 0.7. Latency here is this machine's (x86, XNNPACK), never a board's.
+<= 0.5 and ``auto_latency_ratio`` <= 0.7, and ``probe_over_two_epochs`` < 1 (the probe's pass and
+fits, on the images finetune's scan already decoded, against two plain Keras training epochs of the
+uncut base, which decode as they go). Latency here is this machine's (x86, XNNPACK), never a board's.
 
 Usage: ``python benchmarks/cut_tradeoff.py [--shared DIR] [--epochs 10] [--every 1] [--max-drop 1.0]``
 """
@@ -54,6 +57,29 @@ def measure(run: Path, bundle: Path, val) -> dict:
     return {"int8_kb": round(model.stat().st_size / 1024, 1),
             "latency_ms": round(stat_from_report(host_benchmark(model, runs=30, threads=1), "p50"), 3),
             "int8_val_acc": round(float(np.mean(top1(predict_tflite(model.read_bytes(), x)) == y)), 4)}
+
+
+def plain_epochs(data: Path, weights: Path, size: int, epochs: int = 2, batch_size: int = 32) -> float:
+    """Seconds of ``epochs`` plain Keras training epochs (frozen MobileNet v2 + pooling + dense on the
+    train folder, decoding included, no validation): the yardstick of the probe's cost."""
+    import time
+
+    from edgecnn.tf import keras, tf
+
+    keras.utils.set_random_seed(0)
+    base = keras.applications.MobileNetV2(input_shape=(size, size, 3), alpha=1.0, include_top=False,
+                                          weights=str(weights))
+    base.trainable = False
+    inputs = keras.Input((size, size, 3))
+    x = base(keras.layers.Rescaling(1 / 127.5, offset=-1)(inputs), training=False)
+    x = keras.layers.Dropout(0.2)(keras.layers.GlobalAveragePooling2D()(x))
+    model = keras.Model(inputs, keras.layers.Dense(2, activation="softmax")(x))
+    model.compile(keras.optimizers.Adam(1e-3), "sparse_categorical_crossentropy")
+    started = time.perf_counter()
+    train = keras.utils.image_dataset_from_directory(data / "train", image_size=(size, size),
+                                                     batch_size=batch_size, seed=0)
+    model.fit(train.prefetch(tf.data.AUTOTUNE), epochs=epochs, verbose=0)
+    return time.perf_counter() - started
 
 
 def train(data, weights, out: Path, cut_at, epochs: int, max_drop: float) -> dict:
@@ -103,11 +129,16 @@ def main(argv=None):
         if auto is None:  # --every skipped it: measure the auto run itself
             auto = {"index": chosen, "cut_at": names[chosen], **measure(tmp / "auto", tmp / "bundle_auto", val),
                     "probe_val_acc": round(probe[chosen]["val_accuracy"], 4)}
+    log("two plain Keras epochs, the yardstick of the probe's cost...")
+    two_epochs = plain_epochs(data, weights, found.size)
+    probe_s = auto_run["cut_probe"].get("seconds")
     full = rows[-1]
     result = {"cuts": rows, "full": full, "auto": auto,
               "auto_size_ratio": round(auto["int8_kb"] / full["int8_kb"], 3),
               "auto_latency_ratio": round(auto["latency_ms"] / full["latency_ms"], 3),
               "auto_acc_drop_pp": round(100 * (full["int8_val_acc"] - auto["int8_val_acc"]), 2),
+              "probe_s": probe_s, "two_plain_epochs_s": round(two_epochs, 3),
+              "probe_over_two_epochs": round(probe_s / two_epochs, 3) if probe_s else None,
               "max_drop_pp": args.max_drop, "epochs": args.epochs,
               "device": f"{platform.machine()} host, 1 thread (not a board)"}
     print(json.dumps(result))

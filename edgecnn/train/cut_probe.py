@@ -12,6 +12,8 @@ starts from, fitted in a fraction of a second and without the noise of a few SGD
 cuts are compared on their features alone and the table shows what finetune's head begins with.
 """
 
+import time
+
 import numpy as np
 
 from edgecnn.train.linear_head import probe_accuracy
@@ -75,9 +77,11 @@ def probe(found, images: dict, y: dict, num_classes: int, batch_size: int = 32, 
 
     Returns:
         ``{"cuts": [{"index", "cut_at", "channels", "params", "int8_kb_est", "val_accuracy"}], "auto": row,
-        "best_val_accuracy", "max_drop_pp", "features_cached"}``; the last row is the whole base.
+        "best_val_accuracy", "max_drop_pp", "features_cached", "seconds"}``; the last row is the whole
+        base; ``seconds`` is the pass and the fits, the model's building left out.
     """
     model, names = probe_model(found)
+    started = time.perf_counter()
 
     def compute():
         feats = features_at_cuts(model, names, {s: images[s] for s in ("train", "val")}, batch_size)
@@ -95,7 +99,7 @@ def probe(found, images: dict, y: dict, num_classes: int, batch_size: int = 32, 
                      "val_accuracy": acc})
     auto = choose(rows, max_drop)
     return {"cuts": rows, "auto": auto, "best_val_accuracy": max(r["val_accuracy"] for r in rows),
-            "max_drop_pp": max_drop, "features_cached": hit}
+            "max_drop_pp": max_drop, "features_cached": hit, "seconds": round(time.perf_counter() - started, 3)}
 
 
 def probe_key(found, resize: str, splits: dict) -> str:

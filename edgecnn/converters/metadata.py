@@ -163,15 +163,16 @@ def _repack(content: bytes, metadata: Optional[bytes]) -> bytes:
         raise ConversionError("the model keeps its weights outside the flatbuffer (over 2 GB); edgecnn cannot add "
                               "metadata to it.")
     entries = [m for m in (model.metadata or []) if (m.name or b"") not in (METADATA_NAME, METADATA_NAME.decode())]
-    stale = {m.buffer for m in (model.metadata or []) if m not in entries}
-    for index in stale:  # the old metadata's buffer is emptied, not removed: tensor buffer indices stay as they are
+    stale = sorted({m.buffer for m in (model.metadata or []) if m not in entries})
+    for index in stale:  # emptied, not removed: the tensors' buffer indices stay as they are
         buffers[index].data = None
     if metadata is not None:
         entry = schema.MetadataT()
-        entry.name, entry.buffer = METADATA_NAME.decode(), len(buffers)
-        new = aligned()
-        new.data, new.offset, new.size = metadata, 0, 0
-        buffers.append(new)
+        entry.name = METADATA_NAME.decode()
+        entry.buffer = stale[0] if stale else len(buffers)  # as MetadataPopulator: the old entry's buffer is reused
+        if not stale:
+            buffers.append(aligned())
+        buffers[entry.buffer].data, buffers[entry.buffer].offset, buffers[entry.buffer].size = metadata, 0, 0
         entries.append(entry)
     model.buffers, model.metadata = buffers, entries or None
     b = flatbuffers.Builder(len(content) + 1024)

@@ -78,7 +78,7 @@ class TFLiteMetadata:
     """What a model's metadata says; None where it says nothing.
 
     ``labels`` are the first output's TENSOR_AXIS_LABELS file (the locale-free one first), in output
-    order; ``mean``/``std`` the first input's normalization, per channel as stored (the model's real
+    order (None when the metadata names no such file, or one the model does not pack: ``labels_file``); ``mean``/``std`` the first input's normalization, per channel as stored (the model's real
     input is ``(pixel - mean) / std``); ``image_size`` is ``(height, width)``; ``score_range`` the
     output's stats ``(min, max)``; ``files`` every file packed in the model.
     """
@@ -133,15 +133,14 @@ def packed_files(content: bytes) -> dict:
         return {name: archive.read(name) for name in archive.namelist()}
 
 
-def _labels(tensor: _Table, files: dict, where: str) -> tuple:
+def _labels(tensor: _Table, files: dict) -> tuple:
     candidates = [f for f in tensor.tables(6) if f.scalar(2, "b") == TENSOR_AXIS_LABELS]
     candidates.sort(key=lambda f: bool(f.string(3)))  # the locale-free file first
     if not candidates:
         return None, None
     name = candidates[0].string(0)
-    if name not in files:
-        raise BundleError(f"the metadata of {where} names the label file '{name}', but the model does not pack it "
-                          f"(packed: {sorted(files) or 'none'}); give the labels with --labels.")
+    if name not in files:  # named but not packed (the ZIP was cut off): the labels are unknown, not an error here
+        return None, name
     text = files[name].decode("utf-8", "replace").splitlines()
     while text and not text[-1].strip():
         text.pop()
@@ -178,7 +177,7 @@ def read_metadata(content: bytes, where="the model") -> Optional[TFLiteMetadata]
         graphs = root.tables(3)
         inputs = graphs[0].tables(2) if graphs else []
         outputs = graphs[0].tables(3) if graphs else []
-        labels, labels_file = _labels(outputs[0], files, where) if outputs else (None, None)
+        labels, labels_file = _labels(outputs[0], files) if outputs else (None, None)
         stats = outputs[0].table(5) if outputs else None
         score_range = None
         if stats is not None and stats.numbers(0, "f") and stats.numbers(1, "f"):

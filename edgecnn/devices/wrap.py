@@ -104,7 +104,9 @@ def described(model, labels=None, mean=None, std=None) -> tuple:
     taken = []
     if labels is None:
         if meta is None or not meta.labels:
-            why = "has no TFLite metadata" if meta is None else "has TFLite metadata without a label file"
+            why = ("has no TFLite metadata" if meta is None else "has TFLite metadata without a label file"
+                   if meta.labels_file is None else f"names the label file '{meta.labels_file}' in its TFLite "
+                   "metadata but does not pack it")
             raise BundleError(f"model '{model}' {why}, so its labels are unknown: give them with --labels FILE "
                               "(one class name per line, in output order).")
         labels, taken = list(meta.labels), ["labels"]

@@ -49,11 +49,21 @@ def test_convert_writes_metadata_that_reads_back(bundles, mode, score_range, inp
     assert meta.version == "sha256:" + sha256_file(manifest["source"]["run_dir"] + "/model.keras")[:16]
 
 
-def test_the_fallback_model_carries_metadata_too(bundles):
+def test_the_fallback_model_carries_metadata_too(bundles, tmp_path):
     manifest = verify_bundle(bundles["int8"])
-    meta = read_model_metadata(bundles["int8"] / manifest["model"]["fallbacks"][0])
+    fallback = bundles["int8"] / manifest["model"]["fallbacks"][0]
+    meta = read_model_metadata(fallback)
+    assert meta.labels == tuple(manifest["labels"]) and meta.normalization() == (0.0, 1.0)
+    # its own bundle's metadata already said so: the fallback is that bundle's model byte for byte
+    assert fallback.read_bytes() == (bundles["float16"] / "model.tflite").read_bytes()
+    bare_model = tmp_path / "bare.tflite"  # a fallback bundle whose model has no metadata gets it written
+    bare_model.write_bytes(without_metadata(fallback.read_bytes()))
+    bare = wrap_tflite(bare_model, manifest["labels"], tmp_path / "bare")
+    out = tmp_path / "b"
+    convert_run(manifest["source"]["run_dir"], out, mode="float32", eval_size=0, golden=0, fallbacks=[bare])
+    meta = read_model_metadata(out / "fallback_0.tflite")
     assert meta.labels == tuple(manifest["labels"]) and meta.name.endswith("(fallback)")
-    assert meta.normalization() == (0.0, 1.0)
+
 
 
 @pytest.mark.parametrize("mode", ["int8", "float16"])

@@ -9,7 +9,7 @@ and golden samples were computed on the model without it: metadata changes no ou
 from dataclasses import replace
 from pathlib import Path
 
-from edgecnn.converters.metadata import About, with_metadata
+from edgecnn.converters.metadata import About, ensure_metadata, with_metadata
 
 
 def run_about(run: dict, labels, mode: str, color_order: str) -> About:
@@ -27,10 +27,12 @@ def run_about(run: dict, labels, mode: str, color_order: str) -> About:
 
 def write_metadata(files: dict, about: About, names, fallback_specs: dict):
     """Replace ``files[name]`` (bytes) for each of ``names``, and each fallback (a path, its ModelSpec in
-    ``fallback_specs``), by the model with metadata."""
+    ``fallback_specs``), by the model with metadata. A fallback whose metadata already says its labels and
+    normalization (one made by convert) stays byte for byte the model of the bundle it came from."""
     for name in names:
         files[name] = with_metadata(files[name], about)
     for name, spec in fallback_specs.items():
-        files[name] = with_metadata(Path(files[name]).read_bytes(),
-                                    replace(about, name=about.name + " (fallback)", mean=spec.input_mean,
-                                            std=spec.input_std, color_order=spec.color_order))
+        files[name] = ensure_metadata(Path(files[name]).read_bytes(),
+                                      replace(about, name=about.name + " (fallback)", mean=spec.input_mean,
+                                              std=spec.input_std, color_order=spec.color_order),
+                                      f"fallback '{files[name]}'")

@@ -11,7 +11,6 @@ from pathlib import Path
 
 from edgecnn.bundle.manifest import model_path, verify_bundle
 from edgecnn.bundle.model import MODEL, MODEL_EDGETPU, ModelSpec
-from edgecnn.bundle.tflite_metadata import read_metadata
 from edgecnn.errors import BundleError
 
 FORMATS = ("mediapipe", "picamera2", "coral")
@@ -29,16 +28,12 @@ CORAL_COMMAND = ("python3 examples/classify_image.py --model {model} --labels la
 
 def _labelled(content: bytes, labels, spec: ModelSpec, where: str, name: str) -> bytes:
     """``content`` itself when its metadata matches the manifest, else with metadata written from it."""
-    meta = read_metadata(content, where)
-    if meta is not None and list(meta.labels or ()) == list(labels) and \
-            meta.normalization(where) == (spec.input_mean, spec.input_std):
-        return content
-    from edgecnn.converters.metadata import About, with_metadata
+    from edgecnn.converters.metadata import About, ensure_metadata
 
-    return with_metadata(content, About(list(labels), name=name, mean=spec.input_mean, std=spec.input_std,
-                                        color_order=spec.color_order,
-                                        description=f"Classifies an image as one of {len(labels)} labels; "
-                                                    "exported by edgecnn bundle export."))
+    return ensure_metadata(content, About(list(labels), name=name, mean=spec.input_mean, std=spec.input_std,
+                                          color_order=spec.color_order,
+                                          description=f"Classifies an image as one of {len(labels)} labels; "
+                                                      "exported by edgecnn bundle export."), where)
 
 
 def indexed_labels(labels) -> str:

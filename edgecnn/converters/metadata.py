@@ -211,6 +211,18 @@ def with_metadata(content: bytes, about: About) -> bytes:
     return _append_files(_repack(content, metadata), {LABELS_FILE: labels})
 
 
+def ensure_metadata(content: bytes, about: About, where="the model") -> bytes:
+    """``content`` itself when its metadata already gives ``about``'s labels and normalization (a fallback
+    from another bundle, a Coral model: copied byte for byte), else :func:`with_metadata`."""
+    from edgecnn.bundle.tflite_metadata import read_metadata
+
+    meta = read_metadata(content, where)
+    if meta is not None and list(meta.labels or ()) == list(about.labels) and \
+            meta.normalization(where) == (about.mean, about.std):
+        return content
+    return with_metadata(content, about)
+
+
 def without_metadata(content: bytes) -> bytes:
     """``content`` with no TFLITE_METADATA and no appended files (what ``edgetpu_compiler`` leaves)."""
     return _repack(content, None)

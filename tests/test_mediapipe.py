@@ -4,7 +4,8 @@ MediaPipe 1.2.2 lives in its own venv, ``.venv-mediapipe`` (``make mediapipe-ven
 creates it): it needs opencv-contrib-python, which cannot share a venv with the workstation's
 opencv-python-headless (both install ``cv2``). Its ImageClassifier reads the labels and normalization
 from the model's metadata alone; on 60 real hymenoptera val photos it must give the top-1 and the label
-strings of ``edgecnn run``, and scores within one step of the int8 output. Both sides get the same
+strings of ``edgecnn run``, and scores within one step of the int8 output (a float16 model: within
+1e-4, its normalization read from the metadata too). Both sides get the same
 pixels: the photos resized to the model's input by edgecnn's resize (MediaPipe's own resize is then
 the identity), so the comparison is of the model file and its metadata, not of two resize kernels.
 The test skips, saying why, when the venv cannot be created (as the Chromium and sshd tests do).
@@ -117,6 +118,25 @@ def test_mediapipe_classifies_the_bundle_model_as_edgecnn_does(mediapipe_python,
     print(f"mediapipe vs edgecnn: {compared} of {len(photos)} photos compared on top-1 (others tie within one step), "
           f"largest score difference {worst:.6f} (output step {step:.6f})")
     assert compared >= 50
+
+
+def test_mediapipe_reads_a_float16_models_normalization(mediapipe_python, bundle, photos, tmp_path):
+    """A float input: MediaPipe feeds (pixel - mean) / std from the metadata (0 and 1: the graph rescales)."""
+    out = tmp_path / "f16"
+    convert_run(verify_bundle(bundle)["source"]["run_dir"], out, mode="float16", eval_size=0, golden=0)
+    manifest = verify_bundle(out)
+    picked = photos[::3]
+    result = _mediapipe(mediapipe_python, out / "model.tflite", picked)
+    interpreter, _ = backends.make_interpreter(out / "model.tflite", "litert")
+    ours = backends.predict(interpreter, [_rgb(p) for p in picked], manifest["model"]["resize"])
+    for path, scores in zip(picked, ours):
+        categories = result["results"][str(path)]
+        theirs = np.zeros(len(scores), np.float32)
+        for index, name, score in categories:
+            assert name == manifest["labels"][index]
+            theirs[index] = score
+        np.testing.assert_allclose(theirs, scores, rtol=0, atol=1e-4)  # float kernels: not bit-equal builds
+        assert categories[0][0] == int(np.argmax(scores)), path.name
 
 
 def test_the_readme_command_runs_the_mediapipe_export(mediapipe_python, bundle, photos, tmp_path):

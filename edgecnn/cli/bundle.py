@@ -4,6 +4,7 @@ model for MediaPipe, Picamera2 or Coral. No TensorFlow."""
 import click
 
 from edgecnn.bundle.model import DEFAULT_RESIZE, RESIZE_METHODS
+from edgecnn.converters.export import FORMATS  # standard library and the bundle only: the board imports this too
 
 from edgecnn.cli.common import emit, output_options
 
@@ -82,7 +83,7 @@ def verify(bundle_dir, self_test, backend, quiet, as_json):
 
 @bundle.command("export")
 @click.argument("bundle_dir", type=click.Path(file_okay=False))
-@click.option("--format", "fmt", required=True, type=click.Choice(["mediapipe", "picamera2", "coral"]),
+@click.option("--format", "fmt", required=True, type=click.Choice(FORMATS),
               help="mediapipe: model.tflite with metadata; picamera2: + labels.txt and classify.py; coral: + "
                    "model_edgetpu.tflite and labels.txt as `index label`.")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="The folder to write (replaced).")

@@ -96,9 +96,8 @@ def _input_tensor(b, about: About, size, dtype: str):
 
 def _output_tensor(b, about: About, dtype: str):
     name = b.CreateString("probability")
-    desc = b.CreateString(f"Probabilities of the {len(about.labels)} labels respectively (softmax scores; "
-                          f"{dtype} {'quantized, dequantize with the tensor scale and zero point' if dtype != 'float32' else ''})."
-                          .replace(" )", ")"))
+    quantized = "" if dtype == "float32" else f", {dtype}: dequantize with the tensor's scale and zero point"
+    desc = b.CreateString(f"Probabilities of the {len(about.labels)} labels respectively (softmax scores{quantized}).")
     feature = _table(b, 0, [])
     content = _table(b, 3, [(0, "uint8", 1), (1, "offset", feature)])  # ContentProperties.FeatureProperties
     low, high = (0.0, 255.0) if dtype == "uint8" else (-128.0, 127.0) if dtype == "int8" else (0.0, 1.0)

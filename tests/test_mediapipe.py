@@ -28,7 +28,7 @@ pytestmark = pytest.mark.slow  # trains the hymenoptera run (make test-fast leav
 
 ROOT = Path(__file__).resolve().parents[1]
 MEDIAPIPE_PY = ROOT / ".venv-mediapipe" / "bin" / "python"
-SCRIPT = Path(__file__).resolve().parent / "mediapipe" / "classify.py"
+SCRIPT = Path(__file__).resolve().parent / "mediapipe_venv" / "classify.py"  # not "mediapipe/": tests/ is on sys.path
 PER_CLASS = 30
 
 

@@ -3,6 +3,7 @@
 PYTHON ?= python3
 VENV := .venv
 BOARD_VENV := .venv-board
+MEDIAPIPE_VENV := .venv-mediapipe
 PY := $(VENV)/bin/python
 BOARD_PY := $(BOARD_VENV)/bin/python
 PYTEST_ARGS ?=
@@ -15,7 +16,7 @@ TF_NO_DEPS := tf-keras==2.21.0 tensorflow-model-optimization==0.8.1
 # apt-get waits up to two minutes for a dpkg lock held by another process instead of failing at once.
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 -y -q
 
-.PHONY: venv board-venv demo test test-fast test-main test-board test-arm64 lint-imports chromium sshd clean
+.PHONY: venv board-venv mediapipe-venv demo test test-fast test-main test-board test-arm64 lint-imports chromium sshd clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +34,23 @@ $(BOARD_VENV)/.installed: pyproject.toml
 
 venv: $(VENV)/.installed
 board-venv: $(BOARD_VENV)/.installed
+
+# MediaPipe Tasks for tests/test_mediapipe.py, in a venv of its own: it needs opencv-contrib-python, which
+# cannot share one with opencv-python-headless (both install cv2). Its dependencies come from pip's
+# resolver (with mediapipe 1.2.2: numpy 2.4, opencv-contrib-python 5.1, flatbuffers 25.12). When it cannot be
+# created (no registry), say why with pip's last lines; the test then skips.
+mediapipe-venv:
+	@if [ ! -f $(MEDIAPIPE_VENV)/.installed ]; then \
+		echo "creating $(MEDIAPIPE_VENV) (mediapipe 1.2.2) for tests/test_mediapipe.py"; \
+		log=$$(mktemp); \
+		if { $(PYTHON) -m venv $(MEDIAPIPE_VENV) && $(MEDIAPIPE_VENV)/bin/python -m pip install -q "mediapipe==1.2.2"; } >$$log 2>&1; then \
+			touch $(MEDIAPIPE_VENV)/.installed; \
+		else \
+			echo "$(MEDIAPIPE_VENV) could not be created; pip said:"; grep -v '^WARNING' $$log | tail -n 3 | sed 's/^/  /'; \
+			echo "  tests/test_mediapipe.py will skip"; rm -rf $(MEDIAPIPE_VENV); \
+		fi; \
+		rm -f $$log; \
+	fi
 
 DEMO_OUT ?= demo_out
 demo: venv
@@ -52,7 +70,7 @@ test-fast: venv
 
 # Tests run in $(JOBS) processes (pytest-xdist, one test file per process at a time: module fixtures
 # are built once); those marked `serial` (they time threads against wall-clock limits) run after, alone.
-test-main: venv chromium sshd
+test-main: venv chromium sshd mediapipe-venv
 	$(PY) -m pytest -q -n $(JOBS) --dist loadfile -m "not serial" --durations=20 -rs $(PYTEST_ARGS)
 	$(PY) -m pytest -q -m serial $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: PYTEST_ARGS selected none of them
 
@@ -96,4 +114,4 @@ test-arm64: venv board-venv
 	bash tools/arm64/test.sh
 
 clean:
-	rm -rf $(VENV) $(BOARD_VENV) demo_out .pytest_cache
+	rm -rf $(VENV) $(BOARD_VENV) $(MEDIAPIPE_VENV) demo_out .pytest_cache

@@ -21,7 +21,7 @@ COMMANDS = {
     "search": ("edgecnn.cli.search", "search", "AutoML for the board: the best int8 model within a latency and size budget."),
     "run": ("edgecnn.cli.run", "run", "Classify camera/video frames on the board with a bundle (no TensorFlow)."),
     "benchmark": ("edgecnn.cli.benchmark", "benchmark", "Measure a model's latency, throughput and peak RSS here."),
-    "bundle": ("edgecnn.cli.bundle", "bundle", "Wrap an existing .tflite into a bundle; verify a bundle."),
+    "bundle": ("edgecnn.cli.bundle", "bundle", "Wrap an existing .tflite into a bundle; verify a bundle; export it for MediaPipe, Picamera2, Coral."),
     "finetune": ("edgecnn.cli.finetune", "finetune", "Fine-tune a pretrained backbone on DATA_DIR."),
     "demo": ("edgecnn.cli.demo", "demo", "Run the whole trip on a generated demo dataset."),
     "evaluate": ("edgecnn.cli.evaluate", "evaluate", "Float vs quantized accuracy per class and group; a CI gate."),

@@ -1,24 +1,28 @@
-"""``edgecnn bundle wrap|verify``: wrap an existing .tflite into a bundle; check a bundle. No TensorFlow."""
+"""``edgecnn bundle wrap|verify|export``: wrap an existing .tflite into a bundle; check a bundle; export its
+model for MediaPipe, Picamera2 or Coral. No TensorFlow."""
 
 import click
 
 from edgecnn.bundle.model import DEFAULT_RESIZE, RESIZE_METHODS
+from edgecnn.converters.export import FORMATS  # standard library and the bundle only: the board imports this too
 
 from edgecnn.cli.common import emit, output_options
 
 
 @click.group("bundle")
 def bundle():
-    """Wrap an existing .tflite into a bundle, or verify a bundle."""
+    """Wrap an existing .tflite into a bundle, verify a bundle, or export its model for other tools."""
 
 
 @bundle.command("wrap")
 @click.argument("model", type=click.Path(exists=True, dir_okay=False))
-@click.option("--labels", required=True, type=click.Path(exists=True, dir_okay=False),
-              help="One class name per line, in output order.")
+@click.option("--labels", default=None, type=click.Path(exists=True, dir_okay=False),
+              help="One class name per line, in output order (default: the label file in the model's TFLite metadata).")
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="The bundle folder to write.")
-@click.option("--mean", type=float, default=0.0, show_default=True, help="Input mean: the model sees (pixel - mean) / std.")
-@click.option("--std", type=float, default=1.0, show_default=True, help="Input std (Coral ImageNet models: 128 and 128).")
+@click.option("--mean", type=float, default=None,
+              help="Input mean: the model sees (pixel - mean) / std (default: the model's TFLite metadata, else 0).")
+@click.option("--std", type=float, default=None,
+              help="Input std (Coral ImageNet models: 127.5 or 128; default: the model's TFLite metadata, else 1).")
 @click.option("--edgetpu-model", type=click.Path(exists=True, dir_okay=False), default=None,
               help="The *_edgetpu.tflite twin, stored as model_edgetpu.tflite.")
 @click.option("--fallback", "fallbacks", multiple=True, type=click.Path(exists=True, dir_okay=False),
@@ -75,3 +79,20 @@ def verify(bundle_dir, self_test, backend, quiet, as_json):
     summary = (lambda: "\n".join(f"ok  {line}" for line in report["checks"])) if self_test else \
         f"ok: {report['files']} files match their sha256 in {bundle_dir}"
     emit(report, as_json, quiet, summary)
+
+
+@bundle.command("export")
+@click.argument("bundle_dir", type=click.Path(file_okay=False))
+@click.option("--format", "fmt", required=True, type=click.Choice(FORMATS),
+              help="mediapipe: model.tflite with metadata; picamera2: + labels.txt and classify.py; coral: + "
+                   "model_edgetpu.tflite and labels.txt as `index label`.")
+@click.option("--out", required=True, type=click.Path(file_okay=False), help="The folder to write (replaced).")
+@output_options
+def export(bundle_dir, fmt, out, quiet, as_json):
+    """Write BUNDLE_DIR's model (with TFLite metadata) in the layout FORMAT's tools take; print the run command."""
+    from edgecnn.converters.export import export_bundle
+
+    result = export_bundle(bundle_dir, fmt, out)
+    emit(result, as_json, quiet, lambda: "\n".join([f"wrote {result['out']}: {', '.join(result['files'])}"]
+                                                   + [f"note: {m}" for m in result["messages"]]
+                                                   + [f"run: {result['command']}"]))

@@ -11,6 +11,7 @@ from typing import Optional, Sequence
 
 from edgecnn.bundle.model import MODEL, MODEL_EDGETPU, ModelSpec
 from edgecnn.compress.held_out import held_out_split, quick_accuracy, round_robin
+from edgecnn.compress.metadata_step import run_about, write_metadata
 from edgecnn.errors import ConversionError
 from edgecnn.run import preprocessing
 
@@ -22,7 +23,7 @@ DEFAULT_GOLDEN = 4
 def _fallback_files(fallbacks: Sequence, labels) -> tuple:
     from edgecnn.bundle.manifest import model_path, verify_bundle
 
-    files, names, info = {}, [], []
+    files, names, info, specs = {}, [], [], {}
     for i, bundle in enumerate(fallbacks):
         manifest = verify_bundle(bundle)
         if list(manifest["labels"]) != list(labels):
@@ -32,10 +33,11 @@ def _fallback_files(fallbacks: Sequence, labels) -> tuple:
         src = model_path(bundle, manifest)
         files[name] = src
         names.append(name)
+        specs[name] = ModelSpec.from_manifest(manifest)  # its normalization goes into its metadata
         info.append({"file": name, "bundle": str(Path(bundle).resolve()),
                      "quantization": manifest["model"].get("quantization"),
                      "sha256": manifest["files"][ModelSpec.from_manifest(manifest).tflite]["sha256"]})
-    return files, names, info
+    return files, names, info, specs
 
 
 def _check_space(out, files: dict, manifest: dict):
@@ -92,7 +94,7 @@ def convert_run(run_dir, out, mode: str = "int8", io: str = "uint8", calibration
     calib_info, representative = _representative(src, mode, calibration, calibration_size, seed)
     conv = _quantize(src, mode, io, representative, max_drop, max_flips, edgetpu, bias_correction, progress)
     files = {MODEL: conv.content}
-    fb_files, fb_names, fb_info = _fallback_files(fallbacks, src.labels)
+    fb_files, fb_names, fb_info, fb_specs = _fallback_files(fallbacks, src.labels)
     files.update(fb_files)
     split, held_out = held_out_split(src.run)
     metrics = _quick_metrics(src, conv.content, split, held_out, eval_size, calib_info)
@@ -104,6 +106,8 @@ def convert_run(run_dir, out, mode: str = "int8", io: str = "uint8", calibration
         if compiled is not None:
             edgetpu_name = MODEL_EDGETPU
             files[edgetpu_name] = compiled
+    write_metadata(files, run_about(src.run, src.labels, conv.mode, src.pre["color_order"]),  # before the hashes
+                   [MODEL] + ([edgetpu_name] if edgetpu_name else []), fb_specs)
     manifest = _manifest(src, conv, calib_info, metrics, golden_samples, fb_names, fb_info, edgetpu_name,
                          edgetpu_section)
     return _write(out, files, manifest, conv)

@@ -13,6 +13,7 @@ import numpy as np
 
 from edgecnn.bundle.manifest import make_manifest, write_bundle
 from edgecnn.bundle.model import DEFAULT_RESIZE, MODEL, MODEL_EDGETPU, RESIZE_METHODS, ModelSpec
+from edgecnn.bundle.tflite_metadata import read_model_metadata
 from edgecnn.devices import backends
 from edgecnn.devices.golden import golden_samples
 from edgecnn.devices.preprocess import bgr_to_rgb, quantize
@@ -90,15 +91,44 @@ def check_normalization(interpreter, mean, std, model="the model"):
         f"{1 / scale:.4g}: use --mean {fit_mean:g} --std {1 / scale:.4g}, or the values its documentation gives.")
 
 
-def wrap_tflite(model, labels, out, mean=0.0, std=1.0, edgetpu_model=None, fallbacks=(), resize=DEFAULT_RESIZE,
+# The normalization of a model that neither the caller nor its metadata describes: raw pixels, as
+# edgecnn's own models take them (their graph rescales itself, DESIGN rule 5); check_normalization
+# refuses it where an integer input's quantization says otherwise.
+UNDESCRIBED_MEAN, UNDESCRIBED_STD = 0.0, 1.0
+
+
+def described(model, labels=None, mean=None, std=None) -> tuple:
+    """``(labels, mean, std, what came from the model's TFLite metadata)``: the given values win; the
+    others are read from the model's metadata (:mod:`edgecnn.bundle.tflite_metadata`)."""
+    meta = read_model_metadata(model) if labels is None or mean is None or std is None else None
+    taken = []
+    if labels is None:
+        if meta is None or not meta.labels:
+            why = ("has no TFLite metadata" if meta is None else "has TFLite metadata without a label file"
+                   if meta.labels_file is None else f"names the label file '{meta.labels_file}' in its TFLite "
+                   "metadata but does not pack it")
+            raise BundleError(f"model '{model}' {why}, so its labels are unknown: give them with --labels FILE "
+                              "(one class name per line, in output order).")
+        labels, taken = list(meta.labels), ["labels"]
+    stored = meta.normalization(f"'{model}'") if meta is not None and (mean is None or std is None) else None
+    if stored is not None:
+        taken.append("normalization")
+    mean = mean if mean is not None else stored[0] if stored else UNDESCRIBED_MEAN
+    std = std if std is not None else stored[1] if stored else UNDESCRIBED_STD
+    return labels, float(mean), float(std), taken
+
+
+def wrap_tflite(model, labels, out, mean=None, std=None, edgetpu_model=None, fallbacks=(), resize=DEFAULT_RESIZE,
                 images=None, backend="auto", decision=None, source=None):
     """Write a bundle around an existing .tflite classifier.
 
     Args:
-        model: the CPU .tflite (becomes ``model.tflite``).
-        labels: a labels file (one per line) or a list, in output order.
+        model: the CPU .tflite (becomes ``model.tflite``, its metadata kept).
+        labels: a labels file (one per line) or a list, in output order; None reads them from the
+            model's TFLite metadata (an error when it has none).
         out: the bundle folder to write (replaced atomically).
-        mean, std: the model's real input is ``(pixel - mean) / std`` (Coral ImageNet models: 128, 128).
+        mean, std: the model's real input is ``(pixel - mean) / std`` (Coral ImageNet models: 127.5 or 128);
+            None takes the model's metadata, else 0 and 1 (raw pixels).
         edgetpu_model: optional ``*_edgetpu.tflite`` twin (becomes ``model_edgetpu.tflite``).
         fallbacks: optional fallback .tflite files with the same labels.
         resize: bilinear, area or nearest.
@@ -109,7 +139,8 @@ def wrap_tflite(model, labels, out, mean=0.0, std=1.0, edgetpu_model=None, fallb
     """
     if resize not in RESIZE_METHODS:
         raise BundleError(f"unknown resize method '{resize}'; use one of {', '.join(RESIZE_METHODS)}")
-    labels = read_labels(labels) if isinstance(labels, (str, Path)) else list(labels)
+    labels = read_labels(labels) if isinstance(labels, (str, Path)) else labels
+    labels, mean, std, taken = described(model, labels, mean, std)
     details = backends.probe_model(model, backend)
     classes = int(details["output"]["shape"][-1])
     if classes != len(labels):
@@ -135,5 +166,5 @@ def wrap_tflite(model, labels, out, mean=0.0, std=1.0, edgetpu_model=None, fallb
                      edgetpu=MODEL_EDGETPU if edgetpu_model else None, fallbacks=fallback_names, resize=resize,
                      input_mean=mean, input_std=std)
     manifest = make_manifest(labels, spec, decision=decision, golden=samples,
-                             source=source or {"wrapped": Path(model).name})
+                             source=source or {"wrapped": Path(model).name, "from_metadata": taken})
     return write_bundle(out, files, manifest)

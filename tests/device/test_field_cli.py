@@ -101,8 +101,10 @@ def test_wrap_refuses_a_normalization_the_input_quantization_contradicts(tmp_pat
 
 
 def test_wrap_refuses_a_coral_model_without_its_normalization(coral_dir, tmp_path):
+    # raw pixels (mean 0, std 1) given over the 127.5/127.5 of the model's metadata: given values win, and
+    # the input quantization refuses them
     proc = _run("bundle", "wrap", coral_dir / "mobilenet_v1_0.25_128_quant.tflite", "--labels",
-                coral_dir / "imagenet_labels.txt", "--out", tmp_path / "w")
+                coral_dir / "imagenet_labels.txt", "--out", tmp_path / "w", "--mean", "0", "--std", "1")
     assert_one_error(proc, "zero point 128", "use --mean 128 --std 128")
 
 

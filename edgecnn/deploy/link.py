@@ -27,7 +27,7 @@ class BoardFailure(EdgecnnError):
 def remote_error(exc: SSHError, what: str) -> BoardFailure:
     """What the board said, as a BoardFailure: its ``Error: ...`` line when there is one."""
     if exc.kind == "unreachable":
-        return BoardFailure("unreachable", f"{exc.stderr or 'connection failed'} ({what})")
+        return BoardFailure("unreachable", f"{exc.stderr or 'connection failed'} (during {what})")
     if exc.kind != "failed":
         return BoardFailure("failed", str(exc))
     lines = [line for line in (exc.stderr or "").splitlines() if line.startswith("Error: ")]

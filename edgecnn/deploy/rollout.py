@@ -166,7 +166,7 @@ def _report(package: BundlePackage, outcomes: List[Outcome], canary: List[Board]
         counts[outcome.status] = counts.get(outcome.status, 0) + 1
     held = not opts.dry_run and counts.get("ok", 0) == len(outcomes)
     if opts.dry_run:
-        summary = f"dry run: {len(outcomes)} boards planned, nothing changed"
+        summary = f"dry run: {len(outcomes)} board{'s' if len(outcomes) != 1 else ''} planned, nothing changed"
     elif held:
         summary = f"rollout held: {len(outcomes)} of {len(outcomes)} boards run {package.sha256[:12]} ({package.name})"
     else:

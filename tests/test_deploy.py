@@ -35,7 +35,7 @@ def fleet(tmp_path_factory):
     bundles.mkdir()
     b = {"a": variant(bundles / "a", "a"), "good": variant(bundles / "good", "good"),
          "bad": variant(bundles / "bad", "bad", tamper=True),
-         "big": variant(bundles / "big", "big", pad_bytes=2 * TMPFS_BYTES)}
+         "big": variant(bundles / "big", "big", pad_bytes=2 * TMPFS_BYTES), "late": variant(bundles / "late", "late")}
     key = make_keys(base / "keys")
     small = _mount_tmpfs(base / "b3" / "root")
     boards = []
@@ -50,8 +50,11 @@ def fleet(tmp_path_factory):
         for board in boards:
             wait_for(lambda: classifies_with(read_events(board.events), sha_a), HEALTH_S, f"{board.name}'s app")
         inventory = base / "fleet.toml"
+        # b3's app is watched through its events file, the others through their status endpoints
+        watch = {bd.name: f'status_url = "{bd.status_url}"' for bd in boards[:2]}
+        watch["b3"] = f'status_url = ""\nevents = "{boards[2].events}"'
         inventory.write_text("".join(
-            f'[[boards]]\nname = "{bd.name}"\nurl = "{bd.url}"\nstatus_url = "{bd.status_url}"\n'
+            f'[[boards]]\nname = "{bd.name}"\nurl = "{bd.url}"\n{watch[bd.name]}\n'
             f'groups = {json.dumps(["canary"] if bd.name == "b1" else ["rest"])}\n\n' for bd in boards))
         yield {"boards": boards, "bundles": b, "inventory": inventory, "key": str(key), "small": small,
                "options": boards[0].sshd["options"][1]}
@@ -164,6 +167,7 @@ def test_fleet_status_json_lists_every_board_with_what_it_runs(fleet):
         assert row["uptime_s"] > 0 and row["fps"] > 0 and 0 <= row["fallback_rate"] <= 1
         assert "last_error" in row and row["disk_free_bytes"] > 0
     assert rows[2]["disk_free_bytes"] < TMPFS_BYTES or not fleet["small"]
+    assert rows[0]["watched"] == fleet["boards"][0].status_url and rows[2]["watched"] == str(fleet["boards"][2].events)
 
 
 def test_fleet_rollback_restores_the_previous_bundle_and_the_app_follows(fleet):
@@ -176,3 +180,18 @@ def test_fleet_rollback_restores_the_previous_bundle_and_the_app_follows(fleet):
                                   "with it after ")
     assert b2.current() == good and b2.previous() == big
     assert classifies_with(read_events(b2.events), good)
+
+
+def test_a_board_whose_app_does_not_show_the_new_bundle_in_time_rolls_back_saying_why(fleet):
+    from edgecnn.deploy.rollout import deploy
+
+    b1 = fleet["boards"][0]
+    good, big, late = (sha_of(fleet["bundles"][k]) for k in ("good", "big", "late"))
+    dead = f"http://127.0.0.1:{free_port()}/status"  # nothing answers there: the health check cannot pass
+    report = deploy(fleet["bundles"]["late"], [b1.url], **_opts(fleet, health_timeout=3, status_url=dead))
+    outcome = report["boards"][0]
+    assert outcome["status"] == "rolled back", outcome
+    assert outcome["reason"].startswith(f"health check: status endpoint {dead} did not answer (")
+    assert outcome["reason"].endswith(f" within 3 s; back on {big[:12]}")
+    assert b1.current() == big and b1.previous() == good and late not in _installed(b1)  # the failed one is gone
+    wait_for(lambda: classifies_with(read_events(b1.events), big), HEALTH_S, "b1's app back on the old bundle")

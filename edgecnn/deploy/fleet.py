@@ -37,7 +37,7 @@ def _status_row(board, link) -> dict:
                 "bundles": state.get("bundles"), "self_test": state.get("self_test"),
                 "running_sha256": app.get("sha256"), "uptime_s": app.get("uptime_s"), "fps": app.get("fps"),
                 "fallback_rate": app.get("fallback_rate"), "last_error": app.get("last_error"),
-                "app_error": app.get("error"), "disk_free_bytes": state.get("free_bytes")})
+                "app_error": app.get("error"), "watched": app.get("source"), "disk_free_bytes": state.get("free_bytes")})
     row["line"] = _status_line(board.name, row, current)
     return row
 

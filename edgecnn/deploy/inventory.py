@@ -11,7 +11,8 @@ A targets file is one URL per line (``#`` comments), or an inventory in TOML or 
     edgetpu = true                                # self-test with --edgetpu
     remote_edgecnn = "/opt/edgecnn/venv/bin/edgecnn"
 
-Every key but ``url`` may be left out (the command line's value, then the default, is used).
+Every key but ``url`` may be left out (the command line's value, then the default, is used);
+``status_url = ""`` says the board has no endpoint (its events are read instead).
 """
 
 import json

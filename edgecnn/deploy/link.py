@@ -103,10 +103,14 @@ class BoardLink:
     def discard(self, sha: str) -> dict:
         return self._json("removing the bundle", "board", "discard", self.root, sha)
 
+    def watched(self):
+        """(status URL, events file) of this board's app; an inventory's "" means none (not the default)."""
+        pick = lambda own, default: own if own is not None else default  # noqa: E731
+        return pick(self.board.status_url, self.options.status_url), pick(self.board.events, self.options.events)
+
     def status(self) -> dict:
         args = ["board", "status", self.root]
-        url = self.board.status_url or self.options.status_url
-        events = self.board.events or self.options.events
+        url, events = self.watched()
         args += (["--status-url", url] if url else []) + (["--events", events] if events else [])
         return self._json("reading the status", *args)
 

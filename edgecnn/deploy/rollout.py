@@ -119,7 +119,7 @@ def install(board: Board, package: BundlePackage, opts: FleetOptions) -> Outcome
             try:
                 outcome.healthy_after_s = round(wait_healthy(link, package.sha256, opts.health_timeout), 2)
             except BoardFailure as exc:
-                return _ended(outcome, "rolled back", _rolled_back(link, opts, exc), started)
+                return _ended(outcome, *_roll_back(link, opts, exc), started)
         else:
             outcome.reason = "(no health check)"
     except BoardFailure as exc:
@@ -127,15 +127,16 @@ def install(board: Board, package: BundlePackage, opts: FleetOptions) -> Outcome
     return _ended(outcome, "ok", outcome.reason, started)
 
 
-def _rolled_back(link: BoardLink, opts: FleetOptions, exc: BoardFailure) -> str:
-    """Return to ``previous`` (the failed bundle removed); the reason says what failed, and any trouble undoing it."""
+def _roll_back(link: BoardLink, opts: FleetOptions, exc: BoardFailure):
+    """Return to ``previous`` (the failed bundle removed): ``(status, reason)``, the reason saying what failed
+    and, when the way back failed too (a first install has no previous), that the board is left on it."""
     try:
         back = link.rollback(failed=True)
         if opts.restart_service:
             link.restart(opts.restart_service)
     except BoardFailure as undo:
-        return f"{exc}; the rollback failed too: {undo}"
-    return f"{exc}; back on {str(back.get('current'))[:12]}"
+        return "failed", f"{exc}; it stays current, the rollback failed: {undo}"
+    return "rolled back", f"{exc}; back on {str(back.get('current'))[:12]}"
 
 
 def _quietly(step, *args):
@@ -152,7 +153,7 @@ def _ended(outcome: Outcome, status: str, reason: str, started: float) -> Outcom
 
 def _planned(board: Board, package: BundlePackage, opts: FleetOptions, canary: bool) -> Outcome:
     link = BoardLink(board, opts)
-    health = (f"wait {opts.health_timeout:g} s for {board.status_url or opts.status_url or board.events or opts.events}"
+    health = (f"wait {opts.health_timeout:g} s for {' or '.join(w for w in link.watched() if w) or 'nothing'}"
               if opts.health_timeout else "no health check")
     steps = [f"{'canary: ' if canary else ''}copy {package.size} bytes to {board.root}/bundles/{package.sha256[:12]}",
              f"self-test with {link.edgecnn}", f"switch {board.root}/current (keep {opts.keep})",

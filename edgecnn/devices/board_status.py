@@ -70,9 +70,12 @@ def _tail_events(path: Path) -> list:
 def _from_events(path: Path):
     """The app's state from its last events: the bundle of the last start or swap, and what came after."""
     events = _tail_events(path)
+    marks = [i for i, e in enumerate(events) if e.get("event") in ("started", "bundle_swapped")]
+    if not marks:  # rotated since the last start or swap: that line is in the newest rotated file
+        events = _tail_events(path.with_name(path.name + ".1")) + events
+        marks = [i for i, e in enumerate(events) if e.get("event") in ("started", "bundle_swapped")]
     if not events:
         return None
-    marks = [i for i, e in enumerate(events) if e.get("event") in ("started", "bundle_swapped")]
     start = marks[-1] if marks else 0
     since = events[start + 1:] if marks else events
     frames = [e for e in since if e.get("event") == "frame"]

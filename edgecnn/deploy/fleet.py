@@ -8,11 +8,20 @@ from edgecnn.deploy.inventory import load_boards
 from edgecnn.deploy.link import BoardFailure, BoardLink
 from edgecnn.deploy.options import FleetOptions
 from edgecnn.errors import format_bytes
+from edgecnn.remote.ssh import control_dir
 
 
 def _each(boards, opts, work):
-    with ThreadPoolExecutor(max_workers=max(1, min(int(opts.parallel), len(boards)))) as pool:
-        return list(pool.map(lambda b: work(b, BoardLink(b, opts)), boards))
+    """``work(board, link)`` on every board, ``parallel`` at a time, one shared ssh connection per board."""
+    def one(board, folder):
+        link = BoardLink(board, opts, folder)
+        try:
+            return work(board, link)
+        finally:
+            link.close()
+
+    with control_dir() as folder, ThreadPoolExecutor(max_workers=max(1, min(int(opts.parallel), len(boards)))) as pool:
+        return list(pool.map(lambda b: one(b, folder), boards))
 
 
 def fleet_status(targets=(), targets_file=None, options: FleetOptions = None, **overrides) -> dict:

@@ -49,10 +49,10 @@ def _word(arg) -> str:
 class BoardLink:
     """Args: board (where and what), options (the ssh client, the remote command, the app's status)."""
 
-    def __init__(self, board: Board, options: FleetOptions):
+    def __init__(self, board: Board, options: FleetOptions, control_dir=None):
         self.board, self.options = board, options
         self.ssh = SSH(board.address, options.ssh_key, list(options.ssh_options), options.ssh_timeout,
-                       options.connect_timeout)
+                       options.connect_timeout, control_dir)
         self.edgecnn = board.remote_edgecnn or options.remote_edgecnn
         self.root = board.root
 
@@ -113,6 +113,9 @@ class BoardLink:
         url, events = self.watched()
         args += (["--status-url", url] if url else []) + (["--events", events] if events else [])
         return self._json("reading the status", *args)
+
+    def close(self):
+        self.ssh.close()
 
     def restart(self, service: str):
         sudo = "" if self.board.address.user == "root" else "sudo -n "

@@ -18,6 +18,7 @@ from edgecnn.deploy.inventory import Board, canary_boards, load_boards
 from edgecnn.deploy.link import BoardFailure, BoardLink
 from edgecnn.deploy.options import FleetOptions
 from edgecnn.deploy.package import BundlePackage
+from edgecnn.remote.ssh import control_dir
 
 
 @dataclass
@@ -61,13 +62,13 @@ def deploy(bundle, targets=(), targets_file=None, options: FleetOptions = None,
     canary = canary_boards(boards, opts.canary)
     rest = [b for b in boards if b not in canary]
     progress = progress or (lambda outcome: None)
-    with BundlePackage(bundle) as package:
+    with BundlePackage(bundle) as package, control_dir() as folder:
         if opts.dry_run:
             outcomes = [_planned(b, package, opts, b in canary) for b in canary + rest]
             for outcome in outcomes:
                 progress(outcome)
         else:
-            outcomes = _run(canary, package, opts, progress)
+            outcomes = _run(canary, package, opts, progress, folder)
             failed = [o for o in outcomes if o.status != "ok"]
             if failed:
                 why = f"canary {failed[0].board} {failed[0].status}"
@@ -76,30 +77,34 @@ def deploy(bundle, targets=(), targets_file=None, options: FleetOptions = None,
                     progress(outcome)
                 outcomes += skipped
             else:
-                outcomes += _run(rest, package, opts, progress)
+                outcomes += _run(rest, package, opts, progress, folder)
         order = {b.name: i for i, b in enumerate(boards)}
         outcomes.sort(key=lambda o: order[o.board])
         return _report(package, outcomes, canary, opts)
 
 
-def _run(boards: List[Board], package: BundlePackage, opts: FleetOptions, progress) -> List[Outcome]:
+def _run(boards: List[Board], package: BundlePackage, opts: FleetOptions, progress, folder) -> List[Outcome]:
     if not boards:
         return []
     with ThreadPoolExecutor(max_workers=max(1, min(int(opts.parallel), len(boards)))) as pool:
-        futures = [pool.submit(_install_reporting, b, package, opts, progress) for b in boards]
+        futures = [pool.submit(_install_reporting, b, package, opts, progress, folder) for b in boards]
         return [f.result() for f in futures]
 
 
-def _install_reporting(board, package, opts, progress) -> Outcome:
-    outcome = install(board, package, opts)
+def _install_reporting(board, package, opts, progress, folder) -> Outcome:
+    link = BoardLink(board, opts, folder)  # one shared ssh connection for this board's commands
+    try:
+        outcome = install(link, package, opts)
+    finally:
+        link.close()
     progress(outcome)
     return outcome
 
 
-def install(board: Board, package: BundlePackage, opts: FleetOptions) -> Outcome:
+def install(link: BoardLink, package: BundlePackage, opts: FleetOptions) -> Outcome:
     """The steps on one board; never raises for what the board did (the Outcome says it)."""
     started = time.monotonic()
-    link = BoardLink(board, opts)
+    board = link.board
     outcome = Outcome(board.name, board.url, "ok", sha256=package.sha256)
     try:
         outcome.copied = link.receive(package.tar, package.sha256, package.size, package.name)["installed"]

@@ -5,11 +5,18 @@ URL can become an ssh option), runs a command with a timeout, streams a local fi
 to a remote command's stdin (``cat > file``: no SFTP subsystem needed), and turns what went
 wrong into one :class:`SSHError` whose ``kind`` says which: ``unreachable`` (ssh's own exit
 255), ``timeout``, ``failed`` (the remote command's exit status), ``client`` (no ssh here).
+
+With a ``control_dir`` the commands to one board share one connection (OpenSSH's ControlMaster):
+a deploy runs several short commands per board, and each new connection's key exchange cost
+about 0.6 s against 0.15 s for a shared one on a loaded two-core machine.
 """
 
+import contextlib
 import ipaddress
 import re
+import shutil
 import subprocess
+import tempfile
 from dataclasses import dataclass
 from typing import List, Optional
 from urllib.parse import unquote, urlparse
@@ -76,13 +83,17 @@ class SSH:
         key: identity file (``-i``); otherwise the ssh agent / default keys.
         options: extra ssh options, e.g. ``["-o", "UserKnownHostsFile=/path"]``.
         timeout: seconds for each command; connect_timeout: seconds to connect.
+        control_dir: share one connection for every command, its socket in this folder (:func:`control_dir`);
+            :meth:`close` ends it.
     """
 
     def __init__(self, address, key: Optional[str] = None, options: Optional[List[str]] = None,
-                 timeout: float = 120.0, connect_timeout: int = 10):
+                 timeout: float = 120.0, connect_timeout: int = 10, control_dir=None):
         self.address = address if isinstance(address, SSHAddress) else parse_ssh_url(address)
         self.key, self.options = key, list(options or [])
         self.timeout, self.connect_timeout = float(timeout), int(connect_timeout)
+        self.control = ["-o", "ControlMaster=auto", "-o", f"ControlPath={control_dir}/%C",
+                        "-o", "ControlPersist=120"] if control_dir else []
 
     @property
     def url(self) -> str:
@@ -93,7 +104,7 @@ class SSH:
                 "-o", "StrictHostKeyChecking=accept-new", "-o", "LogLevel=ERROR"]
         if self.key:
             opts += ["-i", str(self.key)]
-        return opts + self.options
+        return opts + self.control + self.options
 
     def argv(self, command: str) -> List[str]:
         # `--` ends ssh's options: the destination can never be read as one, whatever it holds
@@ -135,6 +146,23 @@ class SSH:
 
     def output(self, command: str, what: str = "the command", **kwargs) -> str:
         return self.run(command, what, **kwargs).stdout
+
+    def close(self):
+        """End the shared connection, if there is one (nothing to do otherwise)."""
+        if self.control:
+            with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                subprocess.run(["ssh", "-p", str(self.address.port)] + self.control + ["-O", "exit", "--",
+                               self.address.dest], capture_output=True, timeout=10)
+
+
+@contextlib.contextmanager
+def control_dir():
+    """A private folder for shared-connection sockets, removed afterwards (short: a socket path has ~100 bytes)."""
+    folder = tempfile.mkdtemp(prefix="edgecnn-ssh-", dir="/tmp")
+    try:
+        yield folder
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def last_line(*outputs: str) -> str:

@@ -16,12 +16,12 @@ Every key but ``url`` may be left out (the command line's value, then the defaul
 """
 
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Tuple
 
 from edgecnn.errors import EdgecnnError
-from edgecnn.remote.ssh import SSHError, parse_ssh_url, SSHAddress
+from edgecnn.remote.ssh import SSHAddress, SSHError, parse_ssh_url
 
 DEFAULT_ROOT = "~/edgecnn"
 BOARD_KEYS = ("name", "url", "groups", "status_url", "events", "edgetpu", "remote_edgecnn")
@@ -43,7 +43,6 @@ class Board:
     events: Optional[str] = None
     edgetpu: Optional[bool] = None
     remote_edgecnn: Optional[str] = None
-    extra: dict = field(default_factory=dict, compare=False)
 
     @property
     def url(self) -> str:

@@ -124,6 +124,8 @@ def install(link: BoardLink, package: BundlePackage, opts: FleetOptions) -> Outc
             try:
                 outcome.healthy_after_s = round(wait_healthy(link, package.sha256, opts.health_timeout), 2)
             except BoardFailure as exc:
+                if not switched.get("switched", True):  # it ran before this deploy: nothing to undo
+                    return _ended(outcome, "failed", f"{exc}; it was current before, nothing changed", started)
                 return _ended(outcome, *_roll_back(link, opts, exc), started)
         else:
             outcome.reason = "(no health check)"

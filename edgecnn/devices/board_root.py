@@ -150,7 +150,7 @@ def switch(root, sha: str, report: dict, keep: int = DEFAULT_KEEP) -> dict:
     """Make bundles/<sha> current (the old current becomes previous) once its self-test ``report`` passed.
 
     Keeps the ``keep`` most recently installed bundles (current and previous always). Returns
-    ``{"current", "previous", "removed": [...]}``."""
+    ``{"current", "previous", "switched": False when it was current already, "removed": [...]}``."""
     root, sha = root_path(root), _check_sha(sha)
     if not report.get("ok"):
         raise BoardRootError(f"bundle {sha[:12]} did not pass its self-test on this board; it is not switched to.")
@@ -164,7 +164,7 @@ def switch(root, sha: str, report: dict, keep: int = DEFAULT_KEEP) -> dict:
                 _link(root, PREVIOUS, old)
             _link(root, CURRENT, sha)
         removed = _prune(root, keep)
-        return {"current": sha, "previous": link_target(root, PREVIOUS), "removed": removed}
+        return {"current": sha, "previous": link_target(root, PREVIOUS), "switched": old != sha, "removed": removed}
 
 
 def rollback(root, failed: bool = False) -> dict:

@@ -63,7 +63,8 @@ def test_install_switch_keep_and_rollback(tmp_path, bundles):
         shas.append(_install(root, bundle, f"v{i}"))
         switch(root, shas[-1], self_test(root / "bundles" / shas[-1]), keep=2)
     assert receive(root, shas[2], io.BytesIO(b""), 0)["installed"] is False  # there already: nothing read
-    assert switch(root, shas[2], {"ok": True}, keep=2)["switched"] is False  # current already: no change
+    again = switch(root, shas[2], self_test(root / "bundles" / shas[2]), keep=2)
+    assert again["switched"] is False and again["previous"] == shas[1]  # current already: no change
     shas.append(_install(root, bundles[3], "v3"))  # installed, not switched to
     state = describe_root(root)
     assert state["current"] == {"sha256": shas[2], "name": "v2"} and state["previous"]["sha256"] == shas[1]

@@ -65,7 +65,8 @@ def _status_line(name, row, current) -> str:
         if row["fallback_rate"] is not None:
             parts.append(f"fallback {row['fallback_rate']:.1%}")
     last = row["last_error"] or {}
-    parts.append(f"last error: {last.get('reason')}" if last else "no errors")
+    age = f", {last['age_s']:.0f} s ago" if isinstance(last.get("age_s"), (int, float)) else ""
+    parts.append(f"last error ({last.get('event')}{age}): {last.get('reason')}" if last else "no errors")
     parts.append(f"{format_bytes(row['disk_free_bytes'])} free")
     return f"{name}: " + ", ".join(parts)
 

@@ -8,6 +8,7 @@ this over SSH (``edgecnn board status ROOT``). Standard library only.
 
 import json
 import os
+import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -29,6 +30,9 @@ def board_status(root, status_url=None, events=None, timeout=5.0) -> dict:
         if from_events is not None or app is None:
             app = from_events or {"error": f"no events in '{events}' yet"}
     out["app"] = app or {"error": "no status endpoint or events file given (--status-url, --events)"}
+    last = out["app"].get("last_error")
+    if isinstance(last, dict) and isinstance(last.get("time"), (int, float)):
+        last["age_s"] = round(time.time() - last["time"], 1)  # by this board's clock, whatever the workstation's
     return out
 
 

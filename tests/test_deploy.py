@@ -20,6 +20,7 @@ from ssh_helpers import CuttingRelay, free_port, make_keys
 pytestmark = pytest.mark.slow
 HEALTH_S = 180  # the app's watcher polls every 2 s and self-tests in a child; generous for a slow CPU
 TMPFS_BYTES = 1_000_000
+FLUSH_S = 30  # the app's events file is flushed every 0.2 s: what the status page shows may not be there yet
 
 
 def _mount_tmpfs(path: Path) -> bool:
@@ -93,7 +94,8 @@ def test_a_good_bundle_reaches_every_board_and_each_classifies_with_it(fleet):
     for board, outcome in zip(fleet["boards"], report["boards"]):
         assert outcome["status"] == "ok" and outcome["copied"] and outcome["previous"] == a, outcome
         assert board.current() == good and board.previous() == a
-        assert classifies_with(read_events(board.events), good)  # its own events say it runs the new sha
+        # its own events say it runs the new sha
+        wait_for(lambda: classifies_with(read_events(board.events), good), FLUSH_S, "its events")
     assert report["summary"] == f"rollout held: 3 of 3 boards run {good[:12]} (good)"
 
 
@@ -108,7 +110,7 @@ def test_a_bundle_failing_its_golden_samples_is_rolled_back_on_the_canary_and_go
     assert lines[-1] == "rollout did not hold: 1 rolled back, 2 skipped"
     for board in fleet["boards"]:
         assert board.current() == good and bad not in _installed(board)  # never switched to, not left there
-    assert classifies_with(read_events(fleet["boards"][0].events), good)
+    wait_for(lambda: classifies_with(read_events(fleet["boards"][0].events), good), FLUSH_S, "its events")
 
 
 def test_a_copy_cut_in_the_middle_installs_nothing_and_the_rerun_completes(fleet):
@@ -124,7 +126,7 @@ def test_a_copy_cut_in_the_middle_installs_nothing_and_the_rerun_completes(fleet
         assert relay.cuts == 1 and outcome["status"] == "unreachable", outcome
         assert outcome["reason"].endswith("(during the copy)")
         assert b1.current() == good and big not in _installed(b1)
-        assert classifies_with(read_events(b1.events), good)
+        wait_for(lambda: classifies_with(read_events(b1.events), good), FLUSH_S, "its events")
         relay.cut_after = None
         report = deploy(fleet["bundles"]["big"], [url], status_url=b1.status_url, **_opts(fleet))
     finally:
@@ -132,7 +134,7 @@ def test_a_copy_cut_in_the_middle_installs_nothing_and_the_rerun_completes(fleet
     assert report["held"], report["lines"]
     assert b1.current() == big and b1.previous() == good
     assert not [p.name for p in (b1.root / "bundles").iterdir() if p.name.startswith(".")]  # no leftover copy
-    assert classifies_with(read_events(b1.events), big)
+    wait_for(lambda: classifies_with(read_events(b1.events), big), FLUSH_S, "its events")
 
 
 def test_a_full_disk_on_one_board_is_reported_and_the_others_complete(fleet):
@@ -151,7 +153,7 @@ def test_a_full_disk_on_one_board_is_reported_and_the_others_complete(fleet):
     board3 = fleet["boards"][2]
     assert board3.current() == good and _installed(board3) == sorted([good, sha_of(fleet["bundles"]["a"])])
     assert not [p for p in (board3.root / "bundles").iterdir() if p.name.startswith(".")]
-    assert classifies_with(read_events(fleet["boards"][1].events), big)
+    wait_for(lambda: classifies_with(read_events(fleet["boards"][1].events), big), FLUSH_S, "its events")
 
 
 def test_fleet_status_json_lists_every_board_with_what_it_runs(fleet):
@@ -180,7 +182,7 @@ def test_fleet_rollback_restores_the_previous_bundle_and_the_app_follows(fleet):
     assert proc.stdout.startswith(f"{b2.url}: ok (back on {good[:12]}, previous {big[:12]}, the app classifies "
                                   "with it after ")
     assert b2.current() == good and b2.previous() == big
-    assert classifies_with(read_events(b2.events), good)
+    wait_for(lambda: classifies_with(read_events(b2.events), good), FLUSH_S, "its events")
 
 
 def test_a_board_whose_app_does_not_show_the_new_bundle_in_time_rolls_back_saying_why(fleet):

@@ -89,7 +89,8 @@ def test_cli_errors_are_one_line_and_exit_2(tmp_path):
 
 def test_board_commands_import_no_tensorflow(tmp_path):
     code = ("import sys; from edgecnn.cli import main; sys.argv = ['edgecnn', 'board', 'status', sys.argv[1]]\n"
-            "try:\n    main()\nexcept SystemExit:\n    pass\nassert 'tensorflow' not in sys.modules, 'tensorflow imported'")
+            "try:\n    main()\nexcept SystemExit:\n    pass\n"
+            "assert 'tensorflow' not in sys.modules, 'tensorflow imported'")
     proc = subprocess.run([sys.executable, "-c", code, str(tmp_path / "root")], capture_output=True, text=True,
                           timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -46,7 +46,8 @@ def _status_row(board, link) -> dict:
                 "bundles": state.get("bundles"), "self_test": state.get("self_test"),
                 "running_sha256": app.get("sha256"), "uptime_s": app.get("uptime_s"), "fps": app.get("fps"),
                 "fallback_rate": app.get("fallback_rate"), "last_error": app.get("last_error"),
-                "app_error": app.get("error"), "watched": app.get("source"), "disk_free_bytes": state.get("free_bytes")})
+                "app_error": app.get("error"), "watched": app.get("source"),
+                "disk_free_bytes": state.get("free_bytes")})
     row["line"] = _status_line(board.name, row, current)
     return row
 
@@ -61,7 +62,8 @@ def _status_line(name, row, current) -> str:
     else:
         if row["running_sha256"] != sha:
             parts.append(f"app runs {str(row['running_sha256'])[:12]}")
-        parts.append(f"up {row['uptime_s']:.0f} s, {row['fps']} fps" if row["uptime_s"] is not None else "uptime unknown")
+        up = row["uptime_s"]
+        parts.append(f"up {up:.0f} s, {row['fps']} fps" if up is not None else "uptime unknown")
         if row["fallback_rate"] is not None:
             parts.append(f"fallback {row['fallback_rate']:.1%}")
     last = row["last_error"] or {}

@@ -176,7 +176,9 @@ def _report(package: BundlePackage, outcomes: List[Outcome], canary: List[Board]
     if opts.dry_run:
         summary = f"dry run: {len(outcomes)} board{'s' if len(outcomes) != 1 else ''} planned, nothing changed"
     elif held:
-        summary = f"rollout held: {len(outcomes)} of {len(outcomes)} boards run {package.sha256[:12]} ({package.name})"
+        n = len(outcomes)
+        boards = f"{n} of {n} board{'s run' if n != 1 else ' runs'}"
+        summary = f"rollout held: {boards} {package.sha256[:12]} ({package.name})"
     else:
         summary = "rollout did not hold: " + ", ".join(f"{n} {status}" for status, n in counts.items())
     return {**package.describe(), "held": held, "dry_run": opts.dry_run, "counts": counts,

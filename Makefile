@@ -95,11 +95,12 @@ chromium:
 	fi
 
 # OpenSSH's server for tests/test_ssh_target.py (the ssh:// search target against a local sshd on
-# 127.0.0.1). Installed only when missing and apt is there; the test skips, saying why, otherwise.
+# 127.0.0.1) and tests/test_deploy.py (three local sshd "boards"). Installed only when missing and apt is
+# there; the tests skip, saying why, otherwise.
 sshd:
 	@if [ ! -x /usr/sbin/sshd ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing openssh-server for the ssh target test (apt-get)"; \
-		$(call apt_install,openssh-server,tests/test_ssh_target.py); \
+		$(call apt_install,openssh-server,tests/test_ssh_target.py and tests/test_deploy.py); \
 	fi
 
 # Device tests again under tflite-runtime and numpy 1, as on the board.

@@ -6,12 +6,8 @@ with the reason when /usr/sbin/sshd is not installed (`make test` installs opens
 apt is available).
 """
 
-import os
-import shutil
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -19,60 +15,15 @@ import pytest
 from edgecnn.search.ssh_target import SSHTarget
 from edgecnn.search.target_base import TargetError
 from edgecnn.search.targets import make_target
-
-SSHD = Path("/usr/sbin/sshd")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from ssh_helpers import free_port as _free_port, make_keys, start_sshd, stop
 
 
 @pytest.fixture(scope="module")
 def sshd(tmp_path_factory):
-    if not SSHD.exists():
-        pytest.skip("needs /usr/sbin/sshd (apt-get install openssh-server; `make test` does it when apt is there)")
-    if not shutil.which("ssh") or not shutil.which("ssh-keygen"):
-        pytest.skip("needs the ssh and ssh-keygen clients (openssh-client)")
     d = tmp_path_factory.mktemp("sshd")
-    os.chmod(d, 0o700)
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "host_key")], check=True)
-    subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(d / "user_key")], check=True)
-    (d / "authorized_keys").write_text((d / "user_key.pub").read_text())
-    os.chmod(d / "authorized_keys", 0o600)
-    port = _free_port()
-    cfg = d / "sshd_config"
-    cfg.write_text(f"""Port {port}
-ListenAddress 127.0.0.1
-HostKey {d / 'host_key'}
-AuthorizedKeysFile {d / 'authorized_keys'}
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-PubkeyAuthentication yes
-PermitRootLogin prohibit-password
-StrictModes no
-UsePAM no
-PidFile {d / 'sshd.pid'}
-""")
-    Path("/run/sshd").mkdir(exist_ok=True)  # privilege separation directory when run as root
-    proc = subprocess.Popen([str(SSHD), "-D", "-e", "-f", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    deadline = time.time() + 10
-    while time.time() < deadline:
-        if proc.poll() is not None:
-            pytest.skip(f"sshd did not start: {proc.stdout.read().decode(errors='replace')[-300:]}")
-        with socket.socket() as s:
-            if s.connect_ex(("127.0.0.1", port)) == 0:
-                break
-        time.sleep(0.1)
-    user = os.environ.get("USER") or __import__("getpass").getuser()
-    opts = ["-o", f"UserKnownHostsFile={d / 'known_hosts'}"]
-    yield {"url": f"ssh://{user}@127.0.0.1:{port}", "key": str(d / "user_key"), "options": opts, "port": port}
-    proc.terminate()
-    try:
-        proc.wait(timeout=5)
-    except subprocess.TimeoutExpired:
-        proc.kill()
+    server = start_sshd(d / "server", make_keys(d / "keys"))  # skips, saying why, without sshd
+    yield server
+    stop(server["proc"])
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,9 @@ COMMANDS = {
     "calibration": ("edgecnn.cli.calibration", "calibration", "Select a calibration set from training images."),
     "prune": ("edgecnn.cli.prune", "prune", "Prune a run's model (magnitude or one-shot OBS) into a new run."),
     "qat": ("edgecnn.cli.qat", "qat", "Quantization-aware training of a run's model (a new run)."),
+    "deploy": ("edgecnn.cli.deploy", "deploy", "Put a bundle on a fleet of boards over SSH: self-test there, switch, roll back."),
+    "fleet": ("edgecnn.cli.fleet", "fleet", "What each board runs and how it does (status); roll boards back."),
+    "board": ("edgecnn.cli.board", "board", "A board's ROOT: install, switch, roll back, status (what deploy runs there)."),
     "probe-cuts": ("edgecnn.cli.probe_cuts", "probe_cuts", "Measure where to cut the pretrained base: size, latency, accuracy."),
 }
 

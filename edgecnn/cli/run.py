@@ -42,12 +42,14 @@ from edgecnn.devices.options import RunOptions as Opts  # the defaults, written 
                                                    "passes its self-test; otherwise keep the running one.")
 @click.option("--stall", "stall_s", type=click.FloatRange(0), default=Opts.stall_s, show_default=True,
               help="Reopen the source when no new frame came for this many seconds (0: never).")
+@click.option("--max-fps", type=click.FloatRange(0, min_open=True), default=Opts.max_fps,
+              help="Read at most this many frames a second (a video looped with --live stands in for a camera).")
 @click.option("--self-test", "self_test", is_flag=True,
               help="Check every file's sha256 and the golden samples on this board, then exit (non-zero on mismatch).")
 @output_options
 def run(bundle, source, backend, threads, edgetpu, replay, events, events_max_mb, review_dir, review_quota, show,
-        http_port, http_host, exit_on_source_end, max_frames, duration, watch_bundle, stall_s, self_test, quiet,
-        as_json):
+        http_port, http_host, exit_on_source_end, max_frames, duration, watch_bundle, stall_s, max_fps, self_test,
+        quiet, as_json):
     """Classify frames from --source with BUNDLE; one JSON event per frame. SIGTERM/SIGINT stop cleanly."""
     if self_test:
         from edgecnn.devices.selftest import check
@@ -65,7 +67,8 @@ def run(bundle, source, backend, threads, edgetpu, replay, events, events_max_mb
                    mode=Opts.mode if replay is None else ("replay" if replay else "live"), events=events,
                    events_max_mb=events_max_mb, review_dir=review_dir, review_quota_mb=review_quota, show=show,
                    http_port=http_port, http_host=http_host, exit_on_source_end=exit_on_source_end,
-                   max_frames=max_frames, duration_s=duration, watch_bundle=watch_bundle, stall_s=stall_s)
+                   max_frames=max_frames, duration_s=duration, watch_bundle=watch_bundle, stall_s=stall_s,
+                   max_fps=max_fps)
     summary = run_app(bundle, source, options)
     # stdout may carry the events: the summary goes to stderr unless events go to a file
     out = sys.stdout if events else sys.stderr

@@ -107,7 +107,8 @@ class _Loop:
             self.capture = Capture(lambda: first.pop() if first else open_(), mode=self.mode, stall_s=opts.stall_s,
                                    repeat_limit=opts.repeat_limit, exit_on_end=opts.exit_on_source_end,
                                    on_event=self.emit_status,
-                                   prepare=lambda image: self.engine.prepare(image))  # whichever engine is current
+                                   prepare=lambda image: self.engine.prepare(image),  # whichever engine is current
+                                   max_fps=opts.max_fps)
             self._open_outputs()  # a bad --review-dir or --http fails here
         except BaseException:
             for unused in first:
@@ -120,12 +121,15 @@ class _Loop:
             from edgecnn.devices.hotswap import BundleWatcher
 
             self.watcher = BundleWatcher(bundle_dir, self.load_engine, self.emit_status, opts.watch_interval_s,
-                                         opts.backend, opts.threads)
+                                         opts.backend, opts.threads, loaded=self.engine.bundle_dir)
         self.notifier = Notifier()
 
-    def load_engine(self) -> Engine:
+    def load_engine(self, folder=None) -> Engine:
+        """The engine of ``folder`` (default: the folder BUNDLE names now, a symlink resolved)."""
+        from edgecnn.devices.hotswap import resolve
+
         o = self.opts
-        return Engine(self.bundle_dir, o.backend, o.threads, edgetpu=o.edgetpu, on_event=self.emit_status,
+        return Engine(folder or resolve(self.bundle_dir), o.backend, o.threads, edgetpu=o.edgetpu, on_event=self.emit_status,
                       tpu_retry_s=o.tpu_retry_s, invoke_limit_s=o.invoke_limit_s)
 
     def emit_status(self, event):
@@ -184,6 +188,7 @@ class _Loop:
             self.engine = new  # the capture thread now prepares frames for the new engine
             release_memory()
             self.stats.extra["engine"] = self.engine.describe()
+            self.stats.bundle_swapped()
             self.emit_status({"event": "bundle_swapped", **self.engine.describe()})
 
     def _classify(self, frame):

@@ -41,10 +41,12 @@ class Capture:
     """
 
     def __init__(self, opener, mode="live", stall_s=5.0, repeat_limit=100, backoff_s=0.5, backoff_max_s=30.0,
-                 exit_on_end=False, on_event=None, queue_size=4, prepare=None):
+                 exit_on_end=False, on_event=None, queue_size=4, prepare=None, max_fps=None):
         if mode not in ("live", "replay"):
             raise ValueError(f"unknown capture mode '{mode}'; use live or replay")
         self.opener, self.mode, self.prepare = opener, mode, prepare
+        # a recorded video read as a camera delivers it: at most max_fps frames a second, not flat out
+        self.min_interval_s = 1.0 / float(max_fps) if max_fps else 0.0
         # a replay reader waits for the consumer, so silence there is not a stall
         self.stall_s = 0.0 if mode == "replay" else float(stall_s or 0.0)
         # a replayed file may hold identical frames on purpose: only live sources can freeze
@@ -151,8 +153,13 @@ class Capture:
             self._report(generation, f"open failed: {exc}")
             return
         previous, repeats, bad_seen = None, 0, 0
+        next_read = time.monotonic()
         try:
             while not self._stop.is_set() and generation == self._generation:
+                if self.min_interval_s:
+                    if self._stop.wait(max(0.0, next_read - time.monotonic())):
+                        return
+                    next_read = max(next_read + self.min_interval_s, time.monotonic())
                 image = source.read()
                 if generation != self._generation:
                     return

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from edgecnn.bundle.manifest import load_manifest, model_path, verify_bundle
+from edgecnn.bundle.manifest import MANIFEST, load_manifest, model_path, sha256_file, verify_bundle
 from edgecnn.bundle.model import DEFAULT_RESIZE, ModelSpec
 from edgecnn.devices import backends
 from edgecnn.devices.decision import Policy
@@ -65,6 +65,7 @@ class Engine:
                  tpu_retry_s=60.0, invoke_limit_s=5.0, verify=True, probe=True):
         self.bundle_dir = Path(bundle_dir)
         self.manifest = verify_bundle(bundle_dir) if verify else load_manifest(bundle_dir)
+        self.sha256 = sha256_file(self.bundle_dir / MANIFEST)  # which bundle runs (deploy's health check)
         self.backend_name, self.threads, self.probe = backend, threads, probe
         self.on_event = on_event or (lambda event: None)
         self.model = self.manifest["model"]
@@ -161,7 +162,7 @@ class Engine:
         return "ensemble:" + "+".join([self.primary.model_file.name] + [r.model_file.name for r in self.fallbacks])
 
     def describe(self) -> dict:
-        return {"bundle": str(self.bundle_dir), "backend": self.primary.backend.name,
+        return {"bundle": str(self.bundle_dir), "sha256": self.sha256, "backend": self.primary.backend.name,
                 "device": self.primary.device, "model": self.primary.model_file.name,
                 "fallbacks": [r.model_file.name for r in self.fallbacks], "degraded": self.degraded,
                 "labels": len(self.labels), "input_size": list(self.primary.size)}

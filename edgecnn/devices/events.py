@@ -23,6 +23,8 @@ from edgecnn.errors import DeviceError
 
 DISK_FULL = (errno.ENOSPC, errno.EDQUOT, errno.EFBIG)  # EFBIG: a file size limit (ulimit -f)
 PENDING_MAX = 256 * 1024  # bytes of events kept in memory while the disk is full (the newest)
+# status events that count as the board's last error (status page, `edgecnn fleet status`)
+TROUBLE = ("error", "bundle_rejected", "degraded", "hung", "disk_full", "source_lost", "write_error")
 
 
 def frame_event(frame_id, label, score, latency_ms, model, reason=None, captured=None, **extra) -> dict:

@@ -30,6 +30,8 @@ class RunOptions:
         max_frames, duration_s: stop after this many frames or seconds (None: no limit).
         watch_bundle, watch_interval_s: hot-swap the bundle when it changes, after it passes a self-test.
         stall_s: reopen the source when no new frame came for this long (0: never).
+        max_fps: read at most this many frames a second (None: as fast as the source gives them); a
+            video file looped with ``mode="live"`` then stands in for a camera without using a whole core.
         repeat_limit: this many identical frames in a row count as a stalled source.
         invoke_limit_s: an invoke longer than this is reported as hung.
         stop_event: a threading.Event that stops the loop (for embedding); SIGTERM/SIGINT also stop it.
@@ -55,6 +57,7 @@ class RunOptions:
     watch_bundle: bool = False
     watch_interval_s: float = 2.0
     stall_s: float = 5.0
+    max_fps: Optional[float] = None
     repeat_limit: int = 100
     tpu_retry_s: float = 60.0
     invoke_limit_s: float = 5.0
@@ -64,7 +67,7 @@ class RunOptions:
     event_stream: Any = None
 
     def __post_init__(self):
-        for name in ("duration_s", "max_frames"):
+        for name in ("duration_s", "max_frames", "max_fps"):
             value = getattr(self, name)
             if value is not None and not value > 0:
                 raise DeviceError(f"{name} is {value}; give a number above 0 (or None for no limit).")

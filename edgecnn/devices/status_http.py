@@ -8,6 +8,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import numpy as np
 
+from edgecnn.devices.events import TROUBLE
 from edgecnn.errors import DeviceError
 
 
@@ -24,6 +25,8 @@ class Stats:
         self.latencies = collections.deque(maxlen=window)
         self.stamps = collections.deque(maxlen=window)
         self.degraded = None
+        self.bundle_since = 0  # frames counted before the running bundle was swapped in
+        self.last_error = self.rejected = None
         self.extra = {}
         self._lock = threading.Lock()
 
@@ -44,6 +47,16 @@ class Stats:
                 self.degraded = event.get("reason")
             elif event["event"] == "recovered":
                 self.degraded = None
+            if event["event"] in TROUBLE:
+                self.last_error = {"event": event["event"], "time": event.get("time"),
+                                   "reason": event.get("reason") or event.get("error") or event.get("message")}
+            if event["event"] == "bundle_rejected":
+                self.rejected = {**self.last_error, "sha256": event.get("sha256")}
+
+    def bundle_swapped(self):
+        """Count the frames of the bundle swapped in from now (``frames_on_bundle``)."""
+        with self._lock:
+            self.bundle_since, self.rejected = self.frames, None
 
     def snapshot(self) -> dict:
         with self._lock:
@@ -64,6 +77,9 @@ class Stats:
                 "models": dict(self.models),
                 "events": dict(self.events),
                 "degraded": self.degraded,
+                "frames_on_bundle": self.frames - self.bundle_since,
+                "last_error": self.last_error,
+                "rejected": self.rejected,
             }
             out.update(self.extra)
             return out

@@ -17,7 +17,7 @@ script="$root/opt/readme-steps.sh"
     echo 'set -euo pipefail'
     echo 'sudo() { "$@"; }   # the root is already root'
     echo "export PIP_NO_INDEX=1 PIP_FIND_LINKS=$wheels"
-    echo 'rm -rf ~/edgecnn ~/bundle ~/edgecnn-venv && cp -a /opt/edgecnn ~/edgecnn && cp -a '"$bundle"' ~/bundle'
+    echo 'rm -rf ~/edgecnn ~/edgecnn-src ~/bundle ~/edgecnn-venv && cp -a /opt/edgecnn ~/edgecnn-src && cp -a '"$bundle"' ~/bundle'
     echo 'mkdir -p /etc/systemd/system'
     # Join continued lines, then rewrite the ones that cannot run here.
     sed -e ':a' -e '/\\$/N; s/\\\n//; ta' <<<"$steps" | while IFS= read -r line; do
@@ -31,9 +31,10 @@ script="$root/opt/readme-steps.sh"
             *) echo "$line" ;;
         esac
     done
-    # The unit file the README wrote must start the venv's edgecnn on the bundle.
+    # The unit file the README wrote must start the venv's edgecnn on ROOT/current, a link to the bundle.
     echo 'exec_start=$(sed -n "s/^ExecStart=//p" /etc/systemd/system/edgecnn.service)'
-    echo 'test -x "${exec_start%% *}" && grep -q "$HOME/bundle" /etc/systemd/system/edgecnn.service'
+    echo 'test -x "${exec_start%% *}" && grep -q "run $HOME/edgecnn/current " /etc/systemd/system/edgecnn.service'
+    echo 'test -L ~/edgecnn/current && ~/edgecnn-venv/bin/edgecnn bundle verify ~/edgecnn/current'
     echo 'echo "README board install: every step that can run here ran"'
 } > "$script"
 chroot "$root" /usr/bin/env -i PATH=/usr/local/bin:/usr/bin:/bin HOME=/root LANG=C.UTF-8 /bin/bash /opt/readme-steps.sh

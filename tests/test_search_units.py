@@ -157,3 +157,21 @@ def test_the_optuna_table_read_directly_is_still_there(study_url):
     storage.record_heartbeat(beat)
     assert storage_mod.trials_with_heartbeat(storage, [beat, silent]) == {beat}
     assert storage_mod.trials_with_heartbeat(storage, []) == set()
+
+
+def test_an_unreachable_database_server_is_named_with_the_fix():
+    import socket
+
+    from edgecnn.search import storage as storage_mod
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(storage_mod.StudyError) as err:
+        storage_mod.open_storage(f"postgresql://edgecnn:secret@127.0.0.1:{port}/study")
+    message = str(err.value)
+    assert message.startswith(f"cannot open study storage 'postgresql://edgecnn:***@127.0.0.1:{port}/study': "
+                              "(psycopg.OperationalError) connection failed:")
+    assert message.endswith("Check that the database server is running and reachable from this machine, that the "
+                            "database exists (for PostgreSQL: createdb DB) and that the user may log in.")
+    assert "secret" not in message

@@ -21,6 +21,10 @@ _URL_FIX = ("Use sqlite:///PATH/study.db, postgresql://USER:PASS@HOST/DB or mysq
             "(any SQLAlchemy URL Optuna supports).")
 
 
+_SERVER_FIX = ("Check that the database server is running and reachable from this machine, that the database "
+               "exists (for PostgreSQL: createdb DB) and that the user may log in.")
+
+
 class StudyError(EdgecnnError):
     """The study storage cannot be opened or does not match this search."""
 
@@ -103,7 +107,8 @@ def open_storage(url: str, heartbeat: int = 30):
                          "mysql+pymysql://) or use a sqlite:/// URL.") from None
     except Exception as exc:  # sqlalchemy ArgumentError, OperationalError...
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].replace(str(url), safe_url(url))
-        raise StudyError(f"cannot open study storage '{safe_url(url)}': {first}. {_URL_FIX}") from None
+        fix = _SERVER_FIX if type(exc).__name__ == "OperationalError" and not str(url).startswith("sqlite") else _URL_FIX
+        raise StudyError(f"cannot open study storage '{safe_url(url)}': {first}. {fix}") from None
 
 
 def trials_with_heartbeat(storage, trial_ids) -> set:

@@ -1,7 +1,8 @@
 """Search scale-out: do two `edgecnn search` workers sharing one PostgreSQL study finish more trials?
 
 One run, side by side: 1 worker, then 2 workers, each `edgecnn search` process limited to one thread
-(TF_NUM_INTRAOP_THREADS=1, TF_NUM_INTEROP_THREADS=1, OMP_NUM_THREADS=1, --threads 1), each with its
+(TF_NUM_INTRAOP_THREADS=1, TF_NUM_INTEROP_THREADS=1, OMP_NUM_THREADS=1, --threads 1) and, where
+`taskset` is there, pinned to its own CPU (worker i on CPU i), each with its
 own SEARCH_DIR, all on a fresh database of a throwaway PostgreSQL 15 on 127.0.0.1 (tests/pg_helpers.py),
 the same small space (MobileNet v1 0.25 at 96 px, random weights, generated demo data, target host),
 budget and wall-clock limit. At the limit the workers are killed (SIGKILL); a trial counts when it
@@ -22,6 +23,7 @@ throughput_ratio >= 1.5, lost_trials == 0, duplicate_trials == 0.
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,8 +53,10 @@ def run_workers(n, data, root, url, seconds):
     env = dict(os.environ, TF_CPP_MIN_LOG_LEVEL="3", CUDA_VISIBLE_DEVICES="", **ONE_THREAD)
     procs = []
     started = time.time()
+    pin = shutil.which("taskset")
     for i in range(n):
-        cmd = [edgecnn, "search", str(data), "--target", "host", "--threads", "1", *BUDGET, "--trials", "100000",
+        cmd = ([pin, "-c", str(i % (os.cpu_count() or 1))] if pin else []) + [
+               edgecnn, "search", str(data), "--target", "host", "--threads", "1", *BUDGET, "--trials", "100000",
                "--out", str(root / f"worker{n}-{i}"), "--space", str(space), "--weights", "none", "--no-probe",
                "--study", url, "--seed", str(i + 1), "--quiet"]
         procs.append(subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=open(root / f"w{n}-{i}.log", "w"),
@@ -119,6 +123,7 @@ def main():
         "cut_at_limit": {"1_worker": results[1]["cut_at_limit"], "2_workers": results[2]["cut_at_limit"]},
         "workers_with_trials": {"1_worker": len(results[1]["workers"]), "2_workers": len(results[2]["workers"])},
         "seconds_each": a.seconds, "cpus": os.cpu_count(), "threads_per_worker": 1,
+        "pinned": bool(shutil.which("taskset")), "load_average_after": [round(x, 2) for x in os.getloadavg()],
     }))
 
 

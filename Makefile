@@ -16,7 +16,7 @@ TF_NO_DEPS := tf-keras==2.21.0 tensorflow-model-optimization==0.8.1
 # apt-get waits up to two minutes for a dpkg lock held by another process instead of failing at once.
 APT_GET := DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 -y -q
 
-.PHONY: venv board-venv mediapipe-venv demo test test-fast test-main test-board test-arm64 lint-imports chromium sshd clean
+.PHONY: venv board-venv mediapipe-venv demo test test-fast test-main test-board test-arm64 lint-imports chromium sshd postgresql clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -70,7 +70,7 @@ test-fast: venv
 
 # Tests run in $(JOBS) processes (pytest-xdist, one test file per process at a time: module fixtures
 # are built once); those marked `serial` (they time threads against wall-clock limits) run after, alone.
-test-main: venv chromium sshd mediapipe-venv
+test-main: venv chromium sshd postgresql mediapipe-venv
 	$(PY) -m pytest -q -n $(JOBS) --dist loadfile -m "not serial" --durations=20 -rs $(PYTEST_ARGS)
 	$(PY) -m pytest -q -m serial $(PYTEST_ARGS) || [ $$? -eq 5 ]  # 5: PYTEST_ARGS selected none of them
 
@@ -101,6 +101,15 @@ sshd:
 	@if [ ! -x /usr/sbin/sshd ] && command -v apt-get >/dev/null 2>&1; then \
 		echo "installing openssh-server for the ssh target test (apt-get)"; \
 		$(call apt_install,openssh-server,tests/test_ssh_target.py and tests/test_deploy.py); \
+	fi
+
+# PostgreSQL 15's server binaries for the search workers sharing one study (tests/test_search_postgres.py,
+# tests/pg_helpers.py starts a throwaway server with them). Installed only when missing and apt is
+# there; the tests skip, saying why, otherwise (and fail under EDGECNN_REQUIRE_SHARED=1).
+postgresql:
+	@if [ ! -x /usr/lib/postgresql/15/bin/initdb ] && command -v apt-get >/dev/null 2>&1; then \
+		echo "installing postgresql-15 for the shared-study search tests (apt-get)"; \
+		$(call apt_install,postgresql-15,tests/test_search_postgres.py); \
 	fi
 
 # Device tests again under tflite-runtime and numpy 1, as on the board.

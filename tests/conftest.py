@@ -67,6 +67,25 @@ def pretrained_dir(shared_dir) -> Path:
     return shared_path("models", "pretrained")
 
 
+@pytest.fixture(scope="session")
+def postgres():
+    """A throwaway PostgreSQL 15 server on 127.0.0.1 (tests/pg_helpers.py); skips saying why when it cannot
+    be had, fails instead under EDGECNN_REQUIRE_SHARED=1."""
+    from pg_helpers import postgres_server
+
+    server = postgres_server()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def study_url(request, tmp_path) -> str:
+    """An empty study storage URL: a sqlite file, then a fresh database on the PostgreSQL server."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'study.db'}"
+    return request.getfixturevalue("postgres").new_database()
+
+
 @pytest.fixture
 def python_exe() -> str:
     return sys.executable

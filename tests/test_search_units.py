@@ -101,16 +101,17 @@ def test_missing_space_file(tmp_path):
 
 # Optuna warns that heartbeats are meant for Study.optimize: study.ask() is used here on purpose
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
-def test_a_trial_that_never_beat_is_failed_and_the_search_goes_on(tmp_path):
+def test_a_trial_that_never_beat_is_failed_and_the_search_goes_on(study_url):
     """A worker killed between creating its trial and the first heartbeat leaves a RUNNING trial that
     Optuna's fail_stale_trials never fails (it has no heartbeat): a resumed search waited for it for
-    ever. ``study.ask()`` makes exactly that trial (RUNNING, no heartbeat thread)."""
+    ever. ``study.ask()`` makes exactly that trial (RUNNING, no heartbeat thread). The same on SQLite and
+    PostgreSQL: the handling uses no dialect of its own."""
     import threading
     import time
 
     from edgecnn.search import storage as storage_mod, study as study_mod, workers
 
-    storage = storage_mod.open_storage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat=1)
+    storage = storage_mod.open_storage(study_url, heartbeat=1)
     study = study_mod.open_study(storage, "s", {"space": 1}, study_mod.make_sampler("random", 2, 0))
     done = study.ask()
     study.tell(done, [0.9, 1.0, 100.0])
@@ -138,7 +139,7 @@ def test_a_trial_that_never_beat_is_failed_and_the_search_goes_on(tmp_path):
 
 
 @pytest.mark.filterwarnings("ignore:Heartbeat of storage is supposed to be used with Study.optimize")
-def test_the_optuna_table_read_directly_is_still_there(tmp_path):
+def test_the_optuna_table_read_directly_is_still_there(study_url):
     """storage.trials_with_heartbeat reads Optuna's heartbeat table with SQL (no public API tells whether
     a trial ever beat). A fresh storage of the installed Optuna must have that table and its columns,
     and the query must tell a trial that beat from one that did not: this fails when Optuna's schema
@@ -147,7 +148,7 @@ def test_the_optuna_table_read_directly_is_still_there(tmp_path):
 
     from edgecnn.search import storage as storage_mod, study as study_mod
 
-    storage = storage_mod.open_storage(f"sqlite:///{tmp_path / 'study.db'}", heartbeat=1)
+    storage = storage_mod.open_storage(study_url, heartbeat=1)
     columns = {c["name"] for c in sqlalchemy.inspect(storage.engine).get_columns(storage_mod.HEARTBEAT_TABLE)}
     assert set(storage_mod.HEARTBEAT_COLUMNS) <= columns, columns
     study = study_mod.open_study(storage, "s", {"space": 1}, study_mod.make_sampler("random", 2, 0))
@@ -156,3 +157,21 @@ def test_the_optuna_table_read_directly_is_still_there(tmp_path):
     storage.record_heartbeat(beat)
     assert storage_mod.trials_with_heartbeat(storage, [beat, silent]) == {beat}
     assert storage_mod.trials_with_heartbeat(storage, []) == set()
+
+
+def test_an_unreachable_database_server_is_named_with_the_fix():
+    import socket
+
+    from edgecnn.search import storage as storage_mod
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    with pytest.raises(storage_mod.StudyError) as err:
+        storage_mod.open_storage(f"postgresql://edgecnn:secret@127.0.0.1:{port}/study")
+    message = str(err.value)
+    assert message.startswith(f"cannot open study storage 'postgresql://edgecnn:***@127.0.0.1:{port}/study': "
+                              "(psycopg.OperationalError) connection failed:")
+    assert message.endswith("Check that the database server is running and reachable from this machine, that the "
+                            "database exists (for PostgreSQL: createdb DB) and that the user may log in.")
+    assert "secret" not in message

@@ -42,7 +42,9 @@ def find_label_errors(records: Sequence, features: np.ndarray, names: Sequence[s
     remap = {old: new for new, old in enumerate(present)}  # classes without usable images left out
     y = np.asarray([remap[v] for v in labels])
     probs = out_of_fold_probs(np.asarray(features, dtype=np.float32), y, seed)
-    ranked = find_label_issues(labels=y, pred_probs=probs, return_indices_ranked_by="self_confidence")
+    # n_jobs=1: cleanlab otherwise forks worker processes, and a fork of a process running gRPC threads
+    # (finetune's label check after MultiWorker training) deadlocks; on audit-sized data it costs little.
+    ranked = find_label_issues(labels=y, pred_probs=probs, return_indices_ranked_by="self_confidence", n_jobs=1)
     items = []
     for k in ranked.tolist():
         likely = int(np.argmax(probs[k]))

@@ -63,7 +63,11 @@ def _summary(result):
 @click.option("--seed", default=D["seed"], show_default=True, help="Seed of the split, initialisation and shuffling.")
 @click.option("--mixed-precision", is_flag=True, help="Train in mixed_float16 (GPU); the saved model is float32.")
 @click.option("--strategy", type=click.Choice(STRATEGIES), default=D["strategy"], show_default=True,
-              help="tf.distribute strategy; multiworker reads TF_CONFIG.")
+              help="tf.distribute strategy; multiworker reads TF_CONFIG (or --workers).")
+@click.option("--workers", metavar="HOST:PORT,HOST:PORT",
+              help="Train on these machines (MultiWorkerMirroredStrategy): the same list on each, with its own "
+                   "--worker-index; worker 0 writes RUN_DIR. Builds TF_CONFIG for you.")
+@click.option("--worker-index", type=int, help="This machine's place in --workers (0: the chief).")
 @click.option("--overwrite", is_flag=True,
               help="Train anew and replace what --out holds once the new run is complete (its feature cache is "
                    "kept); until then the old run stays usable, and an interrupted --overwrite resumes.")

@@ -1,8 +1,9 @@
 """The Optuna storage of a search: opening an RDB URL, masking its password, Optuna itself.
 
 The study lives in an Optuna RDB storage: ``sqlite:///SEARCH_DIR/study.db`` by default, or any URL
-Optuna accepts (``postgresql://user:pass@host/db``, ``mysql+pymysql://...``), so workers on several
-machines share one study. Heartbeats are on: a killed worker's RUNNING trials become stale.
+Optuna accepts (``postgresql://user:pass@host/db``, driven by psycopg 3 from the ``search`` extra, which
+SQLAlchemy 2.1 picks for a plain ``postgresql://``; ``mysql+pymysql://...`` with that driver installed),
+so workers on several machines share one study. Heartbeats are on: a killed worker's RUNNING trials become stale.
 
 :func:`trials_with_heartbeat` is the one place that reads Optuna's tables directly (see there why);
 ``tests/test_search_units.py`` checks the table and columns it reads exist in a fresh storage.
@@ -18,6 +19,10 @@ HEARTBEAT_TABLE = "trial_heartbeats"
 HEARTBEAT_COLUMNS = ("trial_id",)
 _URL_FIX = ("Use sqlite:///PATH/study.db, postgresql://USER:PASS@HOST/DB or mysql+pymysql://USER:PASS@HOST/DB "
             "(any SQLAlchemy URL Optuna supports).")
+
+
+_SERVER_FIX = ("Check that the database server is running and reachable from this machine, that the database "
+               "exists (for PostgreSQL: createdb DB) and that the user may log in.")
 
 
 class StudyError(EdgecnnError):
@@ -72,9 +77,11 @@ def _rdb_storage(optuna, url, engine_kwargs, heartbeat):
 
 
 def _engine_kwargs(url: str) -> dict:
-    """sqlite: the folder of the file made, and a long lock timeout (workers write at once)."""
+    """sqlite: the folder of the file made, and a long lock timeout (workers write at once). A database
+    server (postgresql://, which the search extra's psycopg 3 drives): connections checked before use,
+    since a worker's connection can sit idle through a long trial and be dropped by the server."""
     if not url.startswith("sqlite"):
-        return {}
+        return {"pool_pre_ping": True}
     path = url.split(":///", 1)[-1]
     if path and path != ":memory:":
         Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -96,10 +103,12 @@ def open_storage(url: str, heartbeat: int = 30):
         return _rdb_storage(optuna, url, engine_kwargs, heartbeat)
     except ImportError as exc:
         raise StudyError(f"--study '{safe_url(url)}' needs a database driver that is not installed ({exc}). Install "
-                         "it (for example pip install psycopg2-binary or pymysql) or use a sqlite:/// URL.") from None
+                         "it (pip install 'edgecnn[search]' brings psycopg for postgresql://; pymysql for "
+                         "mysql+pymysql://) or use a sqlite:/// URL.") from None
     except Exception as exc:  # sqlalchemy ArgumentError, OperationalError...
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0].replace(str(url), safe_url(url))
-        raise StudyError(f"cannot open study storage '{safe_url(url)}': {first}. {_URL_FIX}") from None
+        fix = _SERVER_FIX if type(exc).__name__ == "OperationalError" and not str(url).startswith("sqlite") else _URL_FIX
+        raise StudyError(f"cannot open study storage '{safe_url(url)}': {first}. {fix}") from None
 
 
 def trials_with_heartbeat(storage, trial_ids) -> set:
@@ -109,12 +118,14 @@ def trials_with_heartbeat(storage, trial_ids) -> set:
     stale-trial check silently skips a trial without a heartbeat row, and nothing public says
     whether a row exists. So this reads ``trial_heartbeats.trial_id`` directly, and nothing else.
     """
-    from sqlalchemy import bindparam, text
+    import sqlalchemy as sa
 
     ids = [int(i) for i in trial_ids]
     if not ids:
         return set()
-    query = text(f"SELECT {HEARTBEAT_COLUMNS[0]} FROM {HEARTBEAT_TABLE} WHERE {HEARTBEAT_COLUMNS[0]} IN :ids")
+    # SQLAlchemy Core, not SQL text: the engine's dialect (SQLite, PostgreSQL, MySQL) writes the query
+    # and binds the list, so the same code reads every database Optuna supports.
+    trial_id = sa.column(HEARTBEAT_COLUMNS[0])
+    query = sa.select(trial_id).select_from(sa.table(HEARTBEAT_TABLE, trial_id)).where(trial_id.in_(ids))
     with storage.engine.connect() as con:
-        rows = con.execute(query.bindparams(bindparam("ids", expanding=True)), {"ids": ids})
-        return {row[0] for row in rows}
+        return {row[0] for row in con.execute(query)}

@@ -67,7 +67,7 @@ class EpochTracker(keras.callbacks.Callback):
         return self.state_dir / f"best-{epoch:04d}.h5"
 
     def _save(self, epoch):
-        if self.state_dir is None or (self.strategy is not None and not is_chief(self.strategy)):
+        if not self._writer():
             return
         snaps = self._snapshots()
         snaps[str(epoch)] = {"best": self.best, "best_loss": self.best_loss, "best_epoch": self.best_epoch,
@@ -88,8 +88,11 @@ class EpochTracker(keras.callbacks.Callback):
         return True
 
     # -- keras hooks -------------------------------------------------------------------------
+    def _writer(self) -> bool:
+        return self.state_dir is not None and (self.strategy is None or is_chief(self.strategy))
+
     def on_train_begin(self, logs=None):
-        if self.state_dir is not None:
+        if self._writer():
             self.state_dir.mkdir(parents=True, exist_ok=True)
 
     def on_epoch_begin(self, epoch, logs=None):

@@ -1,12 +1,19 @@
 """Where training runs: a tf.distribute strategy and the mixed-precision policy."""
 
 import contextlib
-import json
 import os
+import shutil
 import tempfile
+from pathlib import Path
 
 from edgecnn.errors import RunError
 from edgecnn.tf import keras, tf
+from edgecnn.train import cluster
+
+# A collective (a gradient all-reduce) waiting this long for a peer fails instead of hanging. Peers
+# wait for each other legitimately only for seconds (the chief writing a checkpoint or the feature
+# cache); a dead peer is usually found sooner by the strategy's own health check (every 30 s).
+COLLECTIVE_TIMEOUT_S = 300
 
 
 def make_strategy(name: str):
@@ -14,22 +21,21 @@ def make_strategy(name: str):
     ``mirrored``: MirroredStrategy over the GPUs, or over the logical CPU devices when there is no
     GPU (tests split the CPU in two). ``multiworker``: MultiWorkerMirroredStrategy from TF_CONFIG.
     """
+    if name == "multiworker":
+        # First, before anything lists devices: the strategy configures the collective ops, which
+        # TensorFlow only allows before its runtime starts.
+        if cluster.task() is None:
+            raise RunError("--strategy multiworker needs the TF_CONFIG environment variable (the cluster and "
+                           "this worker's task), set on every worker, or --workers HOST:PORT,HOST:PORT "
+                           "--worker-index N. Use --strategy mirrored for one machine.")
+        options = tf.distribute.experimental.CommunicationOptions(timeout_seconds=COLLECTIVE_TIMEOUT_S)
+        return tf.distribute.MultiWorkerMirroredStrategy(communication_options=options)
     gpus = tf.config.list_logical_devices("GPU")
     if name == "auto":
         return tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
     if name == "mirrored":
         devices = gpus or tf.config.list_logical_devices("CPU")
         return tf.distribute.MirroredStrategy(devices=[d.name for d in devices])
-    if name == "multiworker":
-        config = os.environ.get("TF_CONFIG")
-        if not config:
-            raise RunError("--strategy multiworker needs the TF_CONFIG environment variable (the cluster and "
-                           "this worker's task), set on every worker. Use --strategy mirrored for one machine.")
-        try:
-            json.loads(config)
-        except ValueError as exc:
-            raise RunError(f"TF_CONFIG is not valid JSON ({exc}).") from None
-        return tf.distribute.MultiWorkerMirroredStrategy()
     raise RunError(f"--strategy '{name}' is not one of: auto, mirrored, multiworker.")
 
 
@@ -63,11 +69,52 @@ def determinism() -> bool:
     return True
 
 
+def strategy_name(strategy) -> str:
+    """The strategy's public name (TensorFlow's MultiWorkerMirroredStrategy class is CollectiveAllReduceStrategy)."""
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return "MultiWorkerMirroredStrategy"
+    return type(strategy).__name__
+
+
 def describe(strategy) -> dict:
-    """JSON-safe description for run.json."""
+    """JSON-safe description for run.json; under MultiWorker the cluster too (workers, this task)."""
     gpus = tf.config.list_logical_devices("GPU")
-    return {"name": type(strategy).__name__, "replicas": int(strategy.num_replicas_in_sync),
+    info = {"name": strategy_name(strategy), "replicas": int(strategy.num_replicas_in_sync),
             "device": "gpu" if gpus else "cpu", "gpus": len(gpus)}
+    if isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        info["cluster"] = cluster.task()
+    return info
+
+
+@contextlib.contextmanager
+def backup_dir(strategy, folder):
+    """The folder keras' BackupAndRestore is given: ``folder`` on the chief. Another worker writes nothing
+    in RUN_DIR: it gets a scratch copy of the chief's checkpoint (to restore the same epoch) and its
+    own writes stay there."""
+    if folder is None or is_chief(strategy):
+        yield folder
+        return
+    with tempfile.TemporaryDirectory(prefix="edgecnn-worker-backup-") as scratch:
+        local = Path(scratch) / "backup"
+        if Path(folder).is_dir():
+            shutil.copytree(folder, local, ignore=shutil.ignore_patterns("workertemp_*"))
+        yield local
+
+
+@contextlib.contextmanager
+def peers_watched(strategy):
+    """A peer of a MultiWorker cluster that died (its collectives aborted or timed out) becomes one RunError."""
+    if not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        yield
+        return
+    try:
+        yield
+    except (tf.errors.UnavailableError, tf.errors.DeadlineExceededError, tf.errors.CancelledError,
+            tf.errors.FailedPreconditionError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        peers = ", ".join(w for ws in cluster.task()["cluster"].values() for w in ws)
+        raise RunError(f"a worker of the cluster ({peers}) stopped answering ({first}). Start "
+                       "every worker again with the same command: the run resumes from its last checkpoint.") from None
 
 
 @contextlib.contextmanager

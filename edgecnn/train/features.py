@@ -57,8 +57,9 @@ def extract_splits(feature_model, images: dict, batch_size: int, verbose: int) -
     return out
 
 
-def cached(cache_dir, key: str, compute) -> tuple:
-    """Return ``(features dict, hit)``: the cache file when present, else ``compute()`` saved to it.
+def cached(cache_dir, key: str, compute, write: bool = True) -> tuple:
+    """Return ``(features dict, hit)``: the cache file when present, else ``compute()`` saved to it
+    (``write=False``: not saved, for a MultiWorker worker that only reads the chief's RUN_DIR).
 
     ``compute`` returns ``{split: float32 array}``. A damaged cache file is recomputed.
     """
@@ -68,8 +69,11 @@ def cached(cache_dir, key: str, compute) -> tuple:
             with np.load(path) as data:
                 return {name: data[name] for name in data.files}, True
         except (OSError, ValueError):
-            path.unlink()
+            if write:
+                path.unlink()
     feats = compute()
+    if not write:
+        return feats, False
     with atomic.atomic_path(path) as tmp:
         with open(tmp, "wb") as fh:
             np.savez(fh, **feats)

@@ -16,7 +16,7 @@ from collections import Counter
 from edgecnn.data.folders import printable
 from edgecnn.errors import RunError
 from edgecnn.run import load_run
-from edgecnn.train import options as opts
+from edgecnn.train import cluster, options as opts
 from edgecnn.train import state as run_state
 from edgecnn.train.job import run_result, train_job
 from edgecnn.train.space import disk_full_guard
@@ -65,7 +65,7 @@ def _data_sha(dataset) -> str:
 
 
 def finetune(data_dir, out, *, overwrite: bool = False, quiet: bool = False, strict: bool = False,
-             **options) -> dict:
+             workers=None, worker_index=None, **options) -> dict:
     """Fine-tune a backbone on ``data_dir`` and write RUN_DIR ``out``.
 
     Args:
@@ -74,6 +74,10 @@ def finetune(data_dir, out, *, overwrite: bool = False, quiet: bool = False, str
         overwrite: replace whatever ``out`` holds (its feature cache is kept).
         quiet: no progress bars or messages.
         strict: passed to the dataset audit hook.
+        workers, worker_index: ``"host:port,host:port"`` and this machine's index in it: train on that
+            cluster (MultiWorkerMirroredStrategy; ``TF_CONFIG`` is written from them). Start the same
+            command on every machine with its own index; worker 0 (the chief) writes RUN_DIR, which
+            every worker must see at the same path (a shared folder) for a killed run to resume.
         **options: see ``edgecnn.train.options.DEFAULTS`` (the CLI's options, with underscores).
 
     Returns:
@@ -85,6 +89,8 @@ def finetune(data_dir, out, *, overwrite: bool = False, quiet: bool = False, str
     from edgecnn.train.intake import read_data
 
     started = time.perf_counter()
+    if workers is not None:
+        options = cluster.configure(options, workers, worker_index)
     args = opts.resolve_args(data_dir, options)
     log = _logger(quiet)
     intake = read_data(args, progress=not quiet)  # each file decoded once: verdict, audit hashes, pixels
@@ -104,6 +110,8 @@ def finetune(data_dir, out, *, overwrite: bool = False, quiet: bool = False, str
     with disk_full_guard(state):
         result = train_job(args, dataset, state, log, quiet, {"dataset_s": loaded, "started": started},
                            intake.pixels)
+    if result["status"] == "worker":  # a MultiWorker worker other than the chief: RUN_DIR is the chief's
+        return dict(result, warnings=[])
     result["warnings"] = _too_good(result, audit, log) + _doubtful_labels(args, out, log)
     return result
 

@@ -52,7 +52,7 @@ def train_job(args, dataset, state, log, quiet, timings, pixels=...):
     keras.utils.set_random_seed(args["seed"])
     deterministic = distribute.determinism()
     job = _Job(args, dataset, state, log, quiet, strategy, pixels)
-    with distribute.precision(args["mixed_precision"]):
+    with distribute.peers_watched(strategy), distribute.precision(args["mixed_precision"]):
         job.cut = _choose_cut(job)
         model, config = _build_model(job)
         phase1, feats = _phase1(job, model, config, timings)
@@ -153,10 +153,17 @@ def _phase1(job: _Job, model, config, timings):
         tracker = phases.train_head(job.ctx, model, feats, job.y)
         distribute.save_weights(model, state.progress / PHASE1_WEIGHTS, job.strategy)
         state.finish_phase(1, history=tracker.history, summary=tracker.summary(),
-                           seconds=time.perf_counter() - t0)
+                           seconds=time.perf_counter() - t0, strategy=_ran_under(job))
         phase1 = state.phase(1)
     timings["phase1_s"] = phase1["seconds"]
     return phase1, feats
+
+
+def _ran_under(job: _Job) -> dict:
+    """What a phase trained under (recorded per phase: a resumed phase may have run on another cluster)."""
+    from edgecnn.train import distribute
+
+    return {"name": distribute.strategy_name(job.strategy), "replicas": int(job.strategy.num_replicas_in_sync)}
 
 
 def _features(job: _Job, model, config, timings) -> dict:
@@ -176,7 +183,7 @@ def _features(job: _Job, model, config, timings) -> dict:
         return features.extract_splits(extractor, {name: job.images(name) for name in names}, args["batch_size"],
                                        job.verbose)
 
-    feats, timings["features_cached"] = features.cached(job.state.cache, key, compute)
+    feats, timings["features_cached"] = features.cached(job.state.cache, key, compute, write=job.state.writer)
     timings["features_s"] = time.perf_counter() - t0
     return feats
 
@@ -202,7 +209,7 @@ def _phase2(job: _Job, model, config, timings):
         job.resumed["phase2_resumed_at_epoch"] = tracker.summary()["resumed_at_epoch"]
         distribute.save_weights(model, state.progress / PHASE2_WEIGHTS, job.strategy)
         state.finish_phase(2, history=tracker.history, summary=tracker.summary(), unfreeze=info,
-                           seconds=time.perf_counter() - t0 + phase2.get("seconds", 0.0))
+                           seconds=time.perf_counter() - t0 + phase2.get("seconds", 0.0), strategy=_ran_under(job))
         phase2 = state.phase(2)
     timings["phase2_s"] = phase2.get("seconds", 0.0)
     return phase2
@@ -251,7 +258,8 @@ def _run_info(job: _Job, config, phase2, deterministic, timings) -> dict:
         "augment": describe(args["augment"], args["flip"], args["rotate"], args["zoom"], args["color"]),
         "fine_tune": phase2.get("unfreeze"),
         "cut_probe": job.cut_probe,
-        "strategy": dict(distribute.describe(job.strategy), deterministic=deterministic),
+        "strategy": dict(distribute.describe(job.strategy), deterministic=deterministic,
+                         phases={n: job.state.phase(n).get("strategy") for n in ("1", "2")}),
         "timings": timings,
         "resumed": job.resumed,
         "parent": None,
@@ -266,7 +274,7 @@ def _write_run(job: _Job, model, run_info, history, metrics) -> dict:
     if not distribute.is_chief(job.strategy):
         with tempfile.TemporaryDirectory() as scratch:
             artifacts.write_run_dir(Path(scratch) / "run", model, job.labels, run_info, history, metrics)
-        return {"status": "worker", "run_dir": str(state.out)}
+        return {"status": "worker", "run_dir": str(state.out), "metrics": _summary(metrics)}
     artifacts.write_run_dir(Path(state.out), model, job.labels, run_info, history, metrics)
     result = run_result(load_run(state.out), "trained")
     job.log(f"Done: {state.out / MODEL_FILE} (val accuracy {metrics['val']['accuracy']:.3f}"

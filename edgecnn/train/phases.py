@@ -11,7 +11,7 @@ import numpy as np
 from edgecnn.errors import ModelError
 from edgecnn.models.classifier import HEAD_DENSE, head_model
 from edgecnn.tf import keras
-from edgecnn.train import linear_head, pipeline
+from edgecnn.train import distribute, linear_head, pipeline
 from edgecnn.train.callbacks import EpochTracker
 from edgecnn.train.losses import make_loss
 
@@ -26,9 +26,11 @@ def _compile(model, lr, loss):
                   metrics=[keras.metrics.SparseCategoricalAccuracy(name="accuracy")])
 
 
-def _fit(model, dataset, epochs, class_weight, tracker, backup_dir, verbose):
-    callbacks = [tracker] + ([keras.callbacks.BackupAndRestore(str(backup_dir))] if backup_dir else [])
-    model.fit(dataset, epochs=epochs, class_weight=class_weight, callbacks=callbacks, verbose=verbose)
+def _fit(model, dataset, epochs, class_weight, tracker, backup, verbose, strategy=None):
+    # Another MultiWorker worker restores from a scratch copy of the chief's checkpoint and writes there.
+    with distribute.backup_dir(strategy, backup) as folder:
+        callbacks = [tracker] + ([keras.callbacks.BackupAndRestore(str(folder))] if folder else [])
+        model.fit(dataset, epochs=epochs, class_weight=class_weight, callbacks=callbacks, verbose=verbose)
     return tracker
 
 
@@ -115,5 +117,5 @@ def fine_tune(ctx, model, config, images, y, augmenter):
     tracker = EpochTracker(lambda: model.predict(val, verbose=0), y["val"], ctx.labels, a["select_by"],
                            a["patience"], state_dir, 2, ctx.log, ctx.strategy)
     backup = None if state_dir is None else state_dir / "backup"
-    _fit(model, dataset, a["fine_tune_epochs"], class_weight, tracker, backup, ctx.verbose)
+    _fit(model, dataset, a["fine_tune_epochs"], class_weight, tracker, backup, ctx.verbose, ctx.strategy)
     return tracker, info

@@ -20,6 +20,7 @@ from pathlib import Path
 from edgecnn import atomic
 from edgecnn.errors import RunError
 from edgecnn.run import MODEL_FILE, RUN_FILE
+from edgecnn.train.cluster import is_chief_task, task
 from edgecnn.train.options import diff_args
 from edgecnn.train.space import remove_partial_checkpoints
 from edgecnn.errors import creating
@@ -32,12 +33,12 @@ STATE_FILE = "state.json"
 class RunState:
     """``RUN_DIR/.progress/state.json``: the arguments and what each phase left behind."""
 
-    def __init__(self, out: Path, args: dict, status: str, data: dict = None):
+    def __init__(self, out: Path, args: dict, status: str, data: dict = None, writer: bool = True):
         self.out = Path(out)
         self.args = args
         self.status = status  # "new", "resume" or "complete"
         self.data = data or {"arguments": args, "phases": {}}
-        self.writer = True  # False on MultiWorker workers other than the chief
+        self.writer = writer  # False on MultiWorker workers other than the chief: they only read RUN_DIR
         self.needed = None  # bytes the run writes into RUN_DIR at most, once the model is built (space.py)
 
     @property
@@ -84,14 +85,13 @@ def _same_data(out, old_sha, data_sha):
 
 def _chief(args: dict) -> bool:
     # Under MultiWorker the workers share RUN_DIR, maybe across machines where a process id means
-    # nothing: only the chief (TF_CONFIG's chief, else worker 0) cleans up.
+    # nothing: only the chief (TF_CONFIG's chief, else worker 0) writes or cleans it up.
     if args.get("strategy") != "multiworker":
         return True
     try:
-        task = json.loads(os.environ.get("TF_CONFIG") or "{}").get("task") or {}
-    except ValueError:
-        return False
-    return task.get("type") == "chief" or (task.get("type") == "worker" and int(task.get("index", 0)) == 0)
+        return is_chief_task(task())
+    except RunError:
+        return False  # make_strategy reports the bad TF_CONFIG
 
 
 def _resumable(data: dict) -> bool:
@@ -153,20 +153,22 @@ def prepare(out, args: dict, data_sha: str, overwrite: bool = False) -> RunState
     out = Path(out)
     if out.exists() and not out.is_dir():
         raise RunError(f"--out '{out}' is a file, not a folder. Choose a folder for the RUN_DIR.")
-    with creating(out):
-        out.mkdir(parents=True, exist_ok=True)
-    if _chief(args):  # half-written files of a killed or failed attempt (.progress/*.h5, checkpoints)
+    chief = _chief(args)
+    if chief:
+        with creating(out):
+            out.mkdir(parents=True, exist_ok=True)
+        # half-written files of a killed or failed attempt (.progress/*.h5, checkpoints)
         atomic.clean_folder(out)
         remove_partial_checkpoints(out / PROGRESS_DIR)
     if not overwrite and _complete(out, args, data_sha):
-        return RunState(out, args, "complete")
+        return RunState(out, args, "complete", writer=chief)
     data = _progress(out, args, data_sha, overwrite)
     if data is not None:
-        return RunState(out, args, "resume", data)
-    if not overwrite:
+        return RunState(out, args, "resume", data, writer=chief)
+    if chief and not overwrite:
         _refuse_foreign(out)
-    if (out / PROGRESS_DIR).exists():
+    if chief and (out / PROGRESS_DIR).exists():
         shutil.rmtree(out / PROGRESS_DIR)  # nothing to resume (or --overwrite with other arguments)
-    state = RunState(out, args, "new", {"arguments": args, "data_sha": data_sha, "phases": {}})
+    state = RunState(out, args, "new", {"arguments": args, "data_sha": data_sha, "phases": {}}, writer=chief)
     state.save()
     return state

@@ -37,31 +37,26 @@ def _fit(model, dataset, epochs, class_weight, tracker, backup, verbose, strateg
 def train_head(ctx, model, feats, y):
     """Phase 1: fit the classifier's own dropout + dense layers on cached features.
 
-    On a pretrained base the features are standardised while the head trains and the dense layer
-    starts from the logistic regression on them (:mod:`edgecnn.train.linear_head`: why); afterwards
-    the standardisation is folded into the dense layer, so the classifier's graph is unchanged.
+    The features are standardised while the head trains and the dense layer starts from the
+    logistic regression on them (:mod:`edgecnn.train.linear_head`: why); afterwards the
+    standardisation is folded into the dense layer, so the classifier's graph is unchanged.
     """
     a = ctx.args
     with ctx.strategy.scope():
         head = head_model(model)
         _compile(head, a["lr"], a["loss"])
-    # A random base's features are not what phase 2 ends with: folding their scale into the kernel
-    # would amplify every change phase 2 makes to them, so such a head trains as Keras starts it.
-    linear = str(a.get("weights")).lower() != "none"
-    mean, scale = linear_head.feature_scale(feats["train"]) if linear else (0.0, 1.0)
+    mean, scale = linear_head.feature_scale(feats["train"])
     train_x, val_x = (linear_head.standardise(feats[s], mean, scale) for s in ("train", "val"))
     x, yb, class_weight = pipeline.balance(train_x, y["train"], a["balance"], ctx.num_classes, a["seed"])
     dense = head.get_layer(HEAD_DENSE)
-    if linear:
-        dense.set_weights(list(linear_head.fit_linear(x, yb, ctx.num_classes, a["seed"], class_weight)))
+    dense.set_weights(list(linear_head.fit_linear(x, yb, ctx.num_classes, a["seed"], class_weight)))
     dataset = pipeline.train_dataset(x, yb, a["batch_size"], a["seed"])
     # The head is one dense layer on a few thousand vectors: a direct call beats predict()'s loop.
     # No checkpoints: on cached features the phase takes seconds; a killed one simply runs again.
     tracker = EpochTracker(lambda: head(val_x, training=False), y["val"], ctx.labels,
                            a["select_by"], a["patience"], None, 1, ctx.log)
     _fit(head, dataset, a["epochs"], class_weight, tracker, None, ctx.verbose)
-    if linear:
-        dense.set_weights(list(linear_head.fold(*dense.get_weights(), mean, scale)))
+    dense.set_weights(list(linear_head.fold(*dense.get_weights(), mean, scale)))
     return tracker
 
 

@@ -27,6 +27,13 @@ import numpy as np
 from edgecnn.devices.imageio import MAX_PIXELS as DEFAULT_MAX_PIXELS  # one cap, board and workstation
 from edgecnn.errors import DataError
 
+# Pillow's own warnings (a truncated EXIF, a large image under the cap) are the scan's verdicts to give,
+# not the user's to read. One process-wide filter, not catch_warnings around each decode: the scan
+# decodes on a thread pool, and catch_warnings from several threads at once can leave the process's
+# filters as one thread's "ignore everything" (a later warning of edgecnn's own was then lost).
+warnings.filterwarnings("ignore", module=r"PIL(\..*)?$")
+warnings.filterwarnings("ignore", message="Image size .* exceeds limit")
+
 IMAGE_EXTENSIONS = {".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff"}
 
 # Pillow format names an extension may carry without a warning.
@@ -91,9 +98,7 @@ def _open_checked(path: Path, max_pixels: int):
     if size == 0:
         raise _Unusable("empty file (0 bytes)")
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            im = Image.open(path)
+        im = Image.open(path)
     except Image.DecompressionBombError as exc:
         raise _Unusable(f"decompression bomb: {exc}") from None
     except UnidentifiedImageError:
@@ -205,10 +210,8 @@ def _scan(path: Path, max_pixels: int) -> Tuple[ScanResult, Optional[np.ndarray]
     fmt, (width, height), mode = im.format, im.size, im.mode
     orientation = 1
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            rgb = _to_rgb(im)  # decode first: getexif() may load a PNG and swallow its errors
-            orientation = _orientation(im)
+        rgb = _to_rgb(im)  # decode first: getexif() may load a PNG and swallow its errors
+        orientation = _orientation(im)
     except Exception as exc:  # Pillow raises OSError, SyntaxError, ValueError... for corrupt data
         text = str(exc) or type(exc).__name__
         reason = (f"truncated or corrupt image data ({text})" if "truncat" in text.lower()
@@ -262,9 +265,7 @@ def load_image_rgb(path, max_pixels: int = DEFAULT_MAX_PIXELS) -> np.ndarray:
         raise DataError(f"cannot load image '{path}': {exc.reason}. Remove or replace the file "
                         "(`edgecnn audit DATA_DIR` lists every bad file).") from None
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            return _to_rgb(im)
+        return _to_rgb(im)
     except Exception as exc:
         raise DataError(f"cannot load image '{path}': corrupt or truncated image data ({exc}). Remove or "
                         "replace the file (`edgecnn audit DATA_DIR` lists every bad file).") from None

@@ -7,9 +7,8 @@ truncated classifier's pool layer gives (the same layers, the same rescaling, th
 pooling), and are cached like phase 1's (``RUN_DIR/.cache`` for ``finetune --cut-at auto``).
 
 The probe per cut is :func:`edgecnn.train.linear_head.probe_accuracy`: a multinomial logistic
-regression on standardised features (seeded, fitted on train, scored on val), the head phase 1
-starts from, fitted in a fraction of a second and without the noise of a few SGD epochs, so the
-cuts are compared on their features alone and the table shows what finetune's head begins with.
+regression on standardised features (seeded, fitted on train, scored on val), fitted in a fraction of a second and without the noise of a few SGD epochs, so the
+cuts are compared on their features alone.
 """
 
 import time

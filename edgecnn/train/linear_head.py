@@ -1,8 +1,9 @@
 """The linear head in closed form: standardised features and a logistic regression fitted to them.
 
-Phase 1 starts from it (:func:`edgecnn.train.phases.train_head`) and ``probe-cuts`` scores every cut
-with it (:mod:`edgecnn.train.cut_probe`), so the table a user reads is the head finetune starts from.
-Why start there: a dense layer trained by Adam for the default 10 epochs at 1e-3 takes only a few
+``probe-cuts`` scores every cut with it (:mod:`edgecnn.train.cut_probe`). Phase 1 does not start from
+it yet: that lifted shallow cuts to the probe's accuracy, but the folded scale widened the dense kernel
+and cost int8 accuracy elsewhere (the remedy and QAT tests), so it waits for a fold int8 keeps. Why it
+matters: a dense layer trained by Adam for the default 10 epochs at 1e-3 takes only a few
 hundred steps on a small dataset, which is not enough to leave its random start on features that are
 not at unit scale (a MobileNet v2 block-3 cut began at loss 2.8 for two classes and ended below
 chance while a logistic regression on the same features reached 0.82). The regression is convex:

@@ -9,9 +9,9 @@ run the same phases with ``ctx.progress = None``: no RUN_DIR, no checkpoints.
 import numpy as np
 
 from edgecnn.errors import ModelError
-from edgecnn.models.classifier import HEAD_DENSE, head_model
+from edgecnn.models.classifier import head_model
 from edgecnn.tf import keras
-from edgecnn.train import distribute, linear_head, pipeline
+from edgecnn.train import distribute, pipeline
 from edgecnn.train.callbacks import EpochTracker
 from edgecnn.train.losses import make_loss
 
@@ -35,29 +35,18 @@ def _fit(model, dataset, epochs, class_weight, tracker, backup, verbose, strateg
 
 
 def train_head(ctx, model, feats, y):
-    """Phase 1: fit the classifier's own dropout + dense layers on cached features.
-
-    The features are standardised while the head trains and the dense layer starts from the
-    logistic regression on them (:mod:`edgecnn.train.linear_head`: why); afterwards the
-    standardisation is folded into the dense layer, so the classifier's graph is unchanged.
-    """
+    """Phase 1: fit the classifier's own dropout + dense layers on cached features."""
     a = ctx.args
     with ctx.strategy.scope():
         head = head_model(model)
         _compile(head, a["lr"], a["loss"])
-    mean, scale = linear_head.feature_scale(feats["train"])
-    train_x, val_x = (linear_head.standardise(feats[s], mean, scale) for s in ("train", "val"))
-    x, yb, class_weight = pipeline.balance(train_x, y["train"], a["balance"], ctx.num_classes, a["seed"])
-    dense = head.get_layer(HEAD_DENSE)
-    dense.set_weights(list(linear_head.fit_linear(x, yb, ctx.num_classes, a["seed"], class_weight)))
+    x, yb, class_weight = pipeline.balance(feats["train"], y["train"], a["balance"], ctx.num_classes, a["seed"])
     dataset = pipeline.train_dataset(x, yb, a["batch_size"], a["seed"])
     # The head is one dense layer on a few thousand vectors: a direct call beats predict()'s loop.
     # No checkpoints: on cached features the phase takes seconds; a killed one simply runs again.
-    tracker = EpochTracker(lambda: head(val_x, training=False), y["val"], ctx.labels,
+    tracker = EpochTracker(lambda: head(feats["val"], training=False), y["val"], ctx.labels,
                            a["select_by"], a["patience"], None, 1, ctx.log)
-    _fit(head, dataset, a["epochs"], class_weight, tracker, None, ctx.verbose)
-    dense.set_weights(list(linear_head.fold(*dense.get_weights(), mean, scale)))
-    return tracker
+    return _fit(head, dataset, a["epochs"], class_weight, tracker, None, ctx.verbose)
 
 
 def unfreeze(model, config: dict, unfreeze_top=None, unfreeze_from=None) -> dict:

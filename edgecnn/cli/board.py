@@ -48,13 +48,9 @@ def switch(root, sha, keep, report_file):
 
 
 def _report(text) -> dict:
-    for line in reversed(text.strip().splitlines()):
-        if line.startswith("{"):
-            try:
-                return json.loads(line)
-            except ValueError:
-                break
-    return {"ok": False}
+    from edgecnn.remote.ssh import last_json_object
+
+    return last_json_object(text) or {"ok": False}
 
 
 @board.command("rollback")

@@ -11,7 +11,7 @@ import shlex
 from edgecnn.deploy.inventory import Board
 from edgecnn.deploy.options import FleetOptions
 from edgecnn.errors import EdgecnnError
-from edgecnn.remote.ssh import SSH, SSHError, last_line
+from edgecnn.remote.ssh import SSH, SSHError, last_json_object, last_line
 
 SELF_TEST_PREFIX = "self-test of bundle "
 
@@ -64,12 +64,9 @@ class BoardLink:
             out = self.ssh.output(self._command(*args), what, stdin=stdin)
         except SSHError as exc:
             raise remote_error(exc, what) from None
-        for line in reversed(out.strip().splitlines()):
-            if line.startswith("{"):
-                try:
-                    return json.loads(line)
-                except ValueError:
-                    break
+        report = last_json_object(out)
+        if report is not None:
+            return report
         raise BoardFailure("failed", f"{what}: `{self.edgecnn}` printed no JSON (last output: {out.strip()[-200:]!r}); "
                                      "is edgecnn on the board this version? (--remote-edgecnn names it)")
 

@@ -13,6 +13,7 @@ about 0.6 s against 0.15 s for a shared one on a loaded two-core machine.
 
 import contextlib
 import ipaddress
+import json
 import re
 import shutil
 import subprocess
@@ -163,6 +164,18 @@ def control_dir():
         yield folder
     finally:
         shutil.rmtree(folder, ignore_errors=True)
+
+
+def last_json_object(out: str) -> Optional[dict]:
+    """The last line of ``out`` that parses as a JSON object (a remote command may print other lines first)."""
+    for line in reversed((out or "").strip().splitlines()):
+        line = line.strip()
+        if line.startswith("{"):
+            try:
+                return json.loads(line)
+            except ValueError:
+                continue
+    return None
 
 
 def last_line(*outputs: str) -> str:

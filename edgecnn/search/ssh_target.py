@@ -5,12 +5,11 @@ The model is copied to the board over ``ssh`` (``cat > file``: no SFTP subsystem
 in BatchMode (never a password prompt), with a ConnectTimeout and a timeout per step.
 """
 
-import json
 import shlex
 from pathlib import Path
 from typing import List, Optional
 
-from edgecnn.remote.ssh import SSH, SSHError, last_line, parse_ssh_url
+from edgecnn.remote.ssh import SSH, SSHError, last_json_object, last_line, parse_ssh_url
 from edgecnn.search.target_base import DEFAULT_RUNS, DEFAULT_STAT, Target, TargetError, stat_from_report
 
 
@@ -85,7 +84,7 @@ class SSHTarget(Target):
                 self.ssh(f"rm -rf {shlex.quote(remote_dir)}", "cleaning up")
             except TargetError:
                 pass
-        report = _last_json_object(out)
+        report = last_json_object(out)
         if report is None:
             raise TargetError(f"`{self.remote_edgecnn} benchmark --json` on board '{self.url}' printed no JSON "
                               f"object (last output: {out.strip()[-200:]!r}).")
@@ -97,13 +96,3 @@ class SSHTarget(Target):
                 "benchmark": report}
 
 
-def _last_json_object(out: str) -> Optional[dict]:
-    """The last line of ``out`` that parses as a JSON object (the board may print other lines first)."""
-    for line in reversed(out.strip().splitlines()):
-        line = line.strip()
-        if line.startswith("{"):
-            try:
-                return json.loads(line)
-            except ValueError:
-                continue
-    return None
